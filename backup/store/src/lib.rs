@@ -1,1 +1,95 @@
+//! Object stores for conservator repositories.
+//!
+//! A repository is a set of immutable, named objects (`config`, `keys/…`, `data/…`,
+//! `index/…`, `snapshots/…`, `locks/…`). Every store implements [`ObjectStore`]:
+//!
+//! * `put` is atomic: a reader sees the whole object or nothing, never a prefix.
+//!   (local: write to a temporary name, fsync, rename; S3: PUT / completed multipart).
+//! * `delete` is idempotent: deleting a missing object is not an error.
+//! * `list` returns every object under a prefix with its size, in no particular order.
+//! * every future is safe to drop (that is how callers cancel): a dropped `put`
+//!   leaves either nothing or the complete object.
+//!
+//! One contract suite ([`testsuite`], feature `testsuite`) runs against every store.
 
+mod error;
+mod local;
+mod s3;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+pub use bytes::Bytes;
+
+pub use error::{Error, Result};
+pub use local::LocalStore;
+pub use s3::{LockMode, S3Config, S3Store};
+
+/// An object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Key relative to the store's root/prefix, `/`-separated.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Options for a `put`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PutOptions {
+    /// Fail with [`Error::AlreadyExists`] when the key exists (S3 `If-None-Match: *`).
+    pub if_absent: bool,
+}
+
+/// A flat namespace of immutable objects.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + std::fmt::Debug {
+    /// A human description without secrets, e.g. `local:/srv/repo` or `s3:http://host/bucket/prefix`.
+    fn describe(&self) -> String;
+
+    /// Store `data` under `key`, atomically.
+    async fn put_opts(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<()>;
+
+    /// Store `data` under `key`, atomically, replacing what was there.
+    async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        self.put_opts(key, data, PutOptions::default()).await
+    }
+
+    /// Read a whole object. [`Error::NotFound`] when it does not exist.
+    async fn get(&self, key: &str) -> Result<Bytes>;
+
+    /// Read `len` bytes at `offset`. Reading past the end is [`Error::Integrity`]
+    /// (the caller asked for bytes the object does not have: the object is truncated).
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes>;
+
+    /// Size of an object, or `None` when it does not exist.
+    async fn head(&self, key: &str) -> Result<Option<u64>>;
+
+    /// Every object whose key starts with `prefix`.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+
+    /// Delete an object; a missing object is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Check the store can be reached and written (used by `init` and at daemon start).
+    async fn probe(&self) -> Result<()>;
+}
+
+/// A shared store handle.
+pub type DynStore = Arc<dyn ObjectStore>;
+
+/// Open a store from a location string:
+/// * `s3:http(s)://host[:port]/bucket[/prefix]` → [`S3Store`] (credentials from
+///   `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, region from `AWS_REGION`, default `us-east-1`);
+/// * `local:/path` or a plain path → [`LocalStore`].
+pub fn open(location: &str) -> Result<DynStore> {
+    if let Some(rest) = location.strip_prefix("s3:") {
+        let cfg = S3Config::from_url(rest)?.with_env_credentials()?;
+        Ok(Arc::new(S3Store::new(cfg)?))
+    } else {
+        let path = location.strip_prefix("local:").unwrap_or(location);
+        Ok(Arc::new(LocalStore::new(path)))
+    }
+}

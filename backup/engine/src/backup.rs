@@ -1,0 +1,634 @@
+//! Backup: directory trees and named streams into one snapshot.
+//!
+//! Threads: one *walker* reads files in order, chunks and hashes them and decides
+//! which blobs are new; `workers` threads compress + seal new blobs into their own
+//! packs; an async *uploader* puts finished packs (two at a time) and writes an
+//! index file every [`INDEX_EVERY`] packs, so an interrupted backup's packs are
+//! reused by the next run. The snapshot is written last, after its index.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use conservator_backup_core::blob::{self, BlobKind};
+use conservator_backup_core::chunker::{ChunkerParams, chunk_reader, chunk_slice};
+use conservator_backup_core::format::{
+    FinishedPack, IndexPack, Node, NodeKind, PackBuilder, Snapshot, StreamRef, Summary, Tree, encode_content_list, pack_key,
+};
+use conservator_backup_core::{FORMAT_VERSION, Id};
+use conservator_store::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::index::{MasterIndex, write_index};
+use crate::repo::Repository;
+use crate::{Error, Progress, Result, lock};
+
+/// Write an index file after this many packs.
+pub const INDEX_EVERY: usize = 32;
+
+/// A named stream: a command whose stdout is stored.
+#[derive(Debug, Clone)]
+pub struct StreamSource {
+    /// Stream name.
+    pub name: String,
+    /// Program and arguments.
+    pub command: Vec<String>,
+}
+
+/// What to back up.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// Absolute paths.
+    pub paths: Vec<PathBuf>,
+    /// Streams.
+    pub streams: Vec<StreamSource>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Host name recorded.
+    pub hostname: String,
+    /// Parent snapshot; `None` picks the newest with the same paths and tags.
+    pub parent: Option<Id>,
+    /// Read every file even if unchanged.
+    pub force: bool,
+    /// How long to wait for a conflicting lock.
+    pub lock_wait: Duration,
+}
+
+/// Outcome.
+#[derive(Debug, Clone)]
+pub struct BackupResult {
+    /// New snapshot id.
+    pub id: Id,
+    /// The snapshot.
+    pub snapshot: Snapshot,
+}
+
+struct Job {
+    kind: BlobKind,
+    id: Id,
+    data: Vec<u8>,
+}
+
+/// Run a backup.
+pub async fn backup(
+    repo: Arc<Repository>,
+    opts: BackupOptions,
+    progress: Arc<Progress>,
+    cancel: &CancellationToken,
+) -> Result<BackupResult> {
+    for p in &opts.paths {
+        if !p.is_absolute() {
+            return Err(Error::Invalid(format!("backup path {} must be absolute", p.display())));
+        }
+        std::fs::symlink_metadata(p).map_err(|e| Error::io("read", p, e))?;
+    }
+    if opts.paths.is_empty() && opts.streams.is_empty() {
+        return Err(Error::Invalid("nothing to back up: give paths or --stream".into()));
+    }
+    let guard = lock::acquire(&repo.store, false, "backup", opts.lock_wait).await?;
+    let res = run(repo, opts, progress, cancel).await;
+    let rel = guard.release().await;
+    let r = res?;
+    rel?;
+    Ok(r)
+}
+
+fn group_of(paths: &[String], tags: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut p = paths.to_vec();
+    p.sort();
+    let mut t = tags.to_vec();
+    t.sort();
+    (p, t)
+}
+
+async fn run(repo: Arc<Repository>, opts: BackupOptions, progress: Arc<Progress>, cancel: &CancellationToken) -> Result<BackupResult> {
+    let started = Instant::now();
+    let time = Utc::now();
+    let index = Arc::new(MasterIndex::load(&repo, false).await?);
+    let paths: Vec<String> = opts.paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+
+    // parent
+    let mut parent: Option<(Id, Snapshot)> = None;
+    if !opts.force && !opts.paths.is_empty() {
+        let snaps = repo.snapshots().await?;
+        parent = match opts.parent {
+            Some(id) => snaps.into_iter().find(|(i, _)| *i == id),
+            None => {
+                let want = group_of(&paths, &opts.tags);
+                snaps.into_iter().rev().find(|(_, s)| s.tree.is_some() && group_of(&s.paths, &s.tags) == want)
+            }
+        };
+    }
+    let parent_root = match &parent {
+        Some((_, s)) => match s.tree {
+            Some(t) => repo.read_blob(&index, &t).await.ok().and_then(|b| Tree::decode(&b).ok()),
+            None => None,
+        },
+        None => None,
+    };
+
+    // size scan for the progress bar
+    {
+        let (paths, progress) = (opts.paths.clone(), progress.clone());
+        std::thread::spawn(move || {
+            for p in paths {
+                scan_sizes(&p, &progress);
+            }
+        });
+    }
+
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8);
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers * 4);
+    let (pack_tx, mut pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(1);
+    let pack_size = repo.config.pack_size as usize;
+    let mut worker_handles = Vec::new();
+    for _ in 0..workers {
+        let rx = job_rx.clone();
+        let tx = pack_tx.clone();
+        let key = repo.key.clone();
+        worker_handles.push(std::thread::spawn(move || {
+            let mut pack = PackBuilder::with_capacity(pack_size + pack_size / 8);
+            for job in rx {
+                let b = blob::encode_with_id(&key, job.kind, job.id, &job.data);
+                drop(job.data);
+                pack.add(&b);
+                if pack.len() >= pack_size {
+                    let full = std::mem::replace(&mut pack, PackBuilder::with_capacity(pack_size + pack_size / 8));
+                    if tx.blocking_send(full.finish(&key)).is_err() {
+                        return;
+                    }
+                }
+            }
+            if !pack.is_empty() {
+                let _ = tx.blocking_send(pack.finish(&key));
+            }
+        }));
+    }
+    drop(job_rx);
+    drop(pack_tx);
+
+    // uploader
+    let up_repo = repo.clone();
+    let up_progress = progress.clone();
+    let uploader = tokio::spawn(async move {
+        let mut pending: Vec<IndexPack> = Vec::new();
+        let mut stored = 0u64;
+        let mut inflight = tokio::task::JoinSet::new();
+        let mut upload_err: Option<Error> = None;
+        while let Some(p) = pack_rx.recv().await {
+            while inflight.len() >= 2 {
+                match inflight.join_next().await.expect("nonempty").expect("upload task") {
+                    Ok(ip) => pending.push(ip),
+                    Err(e) => upload_err = Some(e),
+                }
+            }
+            if upload_err.is_some() {
+                break;
+            }
+            let repo = up_repo.clone();
+            let progress = up_progress.clone();
+            inflight.spawn(async move {
+                let size = p.bytes.len() as u64;
+                repo.store.put(&pack_key(&p.id), Bytes::from(p.bytes)).await?;
+                progress.bytes_stored.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+                Ok::<_, Error>(IndexPack { id: p.id, size, blobs: p.entries })
+            });
+            if pending.len() >= INDEX_EVERY {
+                stored += pending.iter().map(|p| p.size).sum::<u64>();
+                write_index(&up_repo, std::mem::take(&mut pending)).await?;
+            }
+        }
+        drop(pack_rx);
+        while let Some(r) = inflight.join_next().await {
+            match r.expect("upload task") {
+                Ok(ip) => pending.push(ip),
+                Err(e) => upload_err = Some(e),
+            }
+        }
+        stored += pending.iter().map(|p| p.size).sum::<u64>();
+        // index what was uploaded, even on failure: the next run reuses it
+        if !pending.is_empty() {
+            write_index(&up_repo, pending).await?;
+        }
+        match upload_err {
+            Some(e) => Err(e),
+            None => Ok(stored),
+        }
+    });
+
+    // walker (blocking)
+    let w_repo = repo.clone();
+    let w_index = index.clone();
+    let w_progress = progress.clone();
+    let w_cancel = cancel.clone();
+    let rt = tokio::runtime::Handle::current();
+    let w_opts = opts.clone();
+    let walker = tokio::task::spawn_blocking(move || {
+        let mut w = Walker {
+            repo: &w_repo,
+            index: &w_index,
+            rt,
+            known: Mutex::new(HashSet::new()),
+            tx: job_tx,
+            summary: Summary::default(),
+            warnings: Vec::new(),
+            incomplete: false,
+            progress: &w_progress,
+            cancel: &w_cancel,
+            force: w_opts.force,
+        };
+        let tree = if w_opts.paths.is_empty() {
+            None
+        } else {
+            let mut root = Tree::default();
+            for p in &w_opts.paths {
+                let name = p.as_os_str().as_bytes();
+                let prev = parent_root.as_ref().and_then(|t| t.get(name)).cloned();
+                if let Some(mut node) = w.entry(p, prev.as_ref())? {
+                    node.name = name.to_vec();
+                    root.nodes.push(node);
+                }
+            }
+            Some(w.save_blob(BlobKind::Tree, root.encode())?)
+        };
+        let mut streams = Vec::new();
+        for s in &w_opts.streams {
+            streams.push(w.stream(s)?);
+        }
+        Ok::<_, Error>((tree, streams, w.summary, w.warnings, w.incomplete))
+    });
+    let walked = walker.await.expect("walker task");
+    // the walker dropped its sender: workers drain and exit
+    let joined = tokio::task::spawn_blocking(move || {
+        for h in worker_handles {
+            let _ = h.join();
+        }
+    });
+    joined.await.expect("worker join");
+    let uploaded = uploader.await.expect("uploader task");
+    let stored = uploaded?;
+    let (tree, streams, mut summary, warnings, incomplete) = walked?;
+    if cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    summary.bytes_stored = stored;
+    summary.duration_secs = started.elapsed().as_secs_f64();
+    let complete = !incomplete && streams.iter().all(|s: &StreamRef| s.complete);
+    let snapshot = Snapshot {
+        version: FORMAT_VERSION,
+        time,
+        hostname: opts.hostname.clone(),
+        tags: opts.tags.clone(),
+        paths,
+        tree,
+        streams,
+        parent: parent.map(|(id, _)| id),
+        complete,
+        summary,
+        warnings,
+    };
+    let id = repo.save_snapshot(&snapshot).await?;
+    Ok(BackupResult { id, snapshot })
+}
+
+fn scan_sizes(p: &Path, progress: &Progress) {
+    let Ok(m) = std::fs::symlink_metadata(p) else { return };
+    if m.is_dir() {
+        if let Ok(rd) = std::fs::read_dir(p) {
+            for e in rd.flatten() {
+                scan_sizes(&e.path(), progress);
+            }
+        }
+    } else if m.is_file() {
+        progress.add_total(m.len());
+    }
+}
+
+struct Walker<'a> {
+    repo: &'a Repository,
+    index: &'a MasterIndex,
+    rt: tokio::runtime::Handle,
+    known: Mutex<HashSet<Id>>,
+    tx: crossbeam_channel::Sender<Job>,
+    summary: Summary,
+    warnings: Vec<String>,
+    incomplete: bool,
+    progress: &'a Progress,
+    cancel: &'a CancellationToken,
+    force: bool,
+}
+
+fn mtime_ns(m: &std::fs::Metadata) -> i64 {
+    m.mtime() * 1_000_000_000 + m.mtime_nsec()
+}
+fn ctime_ns(m: &std::fs::Metadata) -> i64 {
+    m.ctime() * 1_000_000_000 + m.ctime_nsec()
+}
+
+fn base_node(name: &OsStr, kind: NodeKind, m: &std::fs::Metadata) -> Node {
+    Node {
+        name: name.as_bytes().to_vec(),
+        kind,
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+        mtime_ns: mtime_ns(m),
+        ctime_ns: ctime_ns(m),
+        inode: m.ino(),
+        size: 0,
+        content: Vec::new(),
+        subtree: None,
+        target: Vec::new(),
+        changed_during_backup: false,
+    }
+}
+
+impl Walker<'_> {
+    fn save_blob(&mut self, kind: BlobKind, data: Vec<u8>) -> Result<Id> {
+        let id = self.repo.key.blob_id(&data);
+        if !self.index.contains(&id) && self.known.lock().expect("known set").insert(id) {
+            self.summary.blobs_added += 1;
+            self.summary.bytes_added += data.len() as u64;
+            self.tx.send(Job { kind, id, data }).map_err(|_| Error::Cancelled)?;
+        }
+        Ok(id)
+    }
+
+    fn check_cancel(&self) -> Result<()> {
+        if self.cancel.is_cancelled() { Err(Error::Cancelled) } else { Ok(()) }
+    }
+
+    fn load_tree(&self, id: &Id) -> Option<Tree> {
+        let bytes = self.rt.block_on(self.repo.read_blob(self.index, id)).ok()?;
+        Tree::decode(&bytes).ok()
+    }
+
+    fn warn(&mut self, msg: String) {
+        tracing::warn!("{msg}");
+        self.warnings.push(msg);
+    }
+
+    /// Back up one path; `None` when it is skipped.
+    fn entry(&mut self, path: &Path, prev: Option<&Node>) -> Result<Option<Node>> {
+        self.check_cancel()?;
+        let name = path.file_name().unwrap_or(path.as_os_str());
+        let m = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.warn(format!("{}: cannot read metadata: {e}", path.display()));
+                self.summary.entries_skipped += 1;
+                self.incomplete = true;
+                return Ok(None);
+            }
+        };
+        let ft = m.file_type();
+        if ft.is_dir() {
+            let mut node = base_node(name, NodeKind::Dir, &m);
+            let prev_tree = prev.and_then(|p| p.subtree).and_then(|id| self.load_tree(&id));
+            match self.dir(path, prev_tree)? {
+                Some(id) => node.subtree = Some(id),
+                None => return Ok(None),
+            }
+            self.summary.dirs += 1;
+            Ok(Some(node))
+        } else if ft.is_symlink() {
+            let mut node = base_node(name, NodeKind::Symlink, &m);
+            match std::fs::read_link(path) {
+                Ok(t) => node.target = t.as_os_str().as_bytes().to_vec(),
+                Err(e) => {
+                    self.warn(format!("{}: cannot read symlink: {e}", path.display()));
+                    self.summary.entries_skipped += 1;
+                    self.incomplete = true;
+                    return Ok(None);
+                }
+            }
+            Ok(Some(node))
+        } else if ft.is_file() {
+            self.file(path, name, &m, prev).map(Some)
+        } else {
+            self.warn(format!("{}: skipped special file (fifo, socket or device)", path.display()));
+            self.summary.entries_skipped += 1;
+            Ok(None)
+        }
+    }
+
+    fn dir(&mut self, path: &Path, prev: Option<Tree>) -> Result<Option<Id>> {
+        let rd = match std::fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.warn(format!("{}: cannot list directory: {e}", path.display()));
+                self.summary.entries_skipped += 1;
+                self.incomplete = true;
+                return Ok(None);
+            }
+        };
+        let mut names: Vec<_> = Vec::new();
+        for e in rd {
+            match e {
+                Ok(e) => names.push(e.file_name()),
+                Err(e) => {
+                    self.warn(format!("{}: error while listing: {e}", path.display()));
+                    self.incomplete = true;
+                }
+            }
+        }
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut tree = Tree::default();
+        for n in names {
+            let child = path.join(&n);
+            let prev_node = prev.as_ref().and_then(|t| t.get(n.as_bytes()));
+            if let Some(node) = self.entry(&child, prev_node)? {
+                tree.nodes.push(node);
+            }
+        }
+        Ok(Some(self.save_blob(BlobKind::Tree, tree.encode())?))
+    }
+
+    fn file(&mut self, path: &Path, name: &OsStr, m: &std::fs::Metadata, prev: Option<&Node>) -> Result<Node> {
+        let mut node = base_node(name, NodeKind::File, m);
+        node.size = m.len();
+        self.summary.total_bytes += m.len();
+        if let Some(p) = prev
+            && !self.force
+            && p.kind == NodeKind::File
+            && p.size == m.len()
+            && p.mtime_ns == mtime_ns(m)
+            && p.inode == m.ino()
+            && !p.changed_during_backup
+            && p.content.iter().all(|id| self.index.contains(id))
+        {
+            node.content = p.content.clone();
+            self.summary.files_unchanged += 1;
+            self.progress.add_done(m.len());
+            self.progress.item();
+            return Ok(node);
+        }
+        if prev.is_some() {
+            self.summary.files_changed += 1;
+        } else {
+            self.summary.files_new += 1;
+        }
+        let mut f = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.warn(format!("{}: cannot open: {e}", path.display()));
+                self.summary.entries_skipped += 1;
+                self.incomplete = true;
+                node.changed_during_backup = true;
+                return Ok(node);
+            }
+        };
+        let params = self.repo.config.chunker_files;
+        let mut content = Vec::new();
+        let read = if m.len() <= params.max as u64 {
+            let mut buf = Vec::with_capacity(m.len() as usize);
+            let r = f.read_to_end(&mut buf).map(|n| n as u64).map_err(|e| Error::io("read", path, e));
+            match r {
+                Ok(n) => {
+                    for (o, l) in chunk_slice(&buf, params) {
+                        content.push(self.save_blob(BlobKind::Data, buf[o..o + l].to_vec())?);
+                        self.progress.add_done(l as u64);
+                    }
+                    Ok(n)
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            let mut out = Vec::new();
+            let r = chunk_reader(&mut f, params, |chunk| {
+                let len = chunk.len() as u64;
+                out.push(self.save_blob(BlobKind::Data, chunk).map_err(|_| conservator_backup_core::Error::Invalid {
+                    what: "backup".into(),
+                    detail: "cancelled".into(),
+                })?);
+                self.progress.add_done(len);
+                self.check_cancel().map_err(|_| conservator_backup_core::Error::Invalid { what: "backup".into(), detail: "cancelled".into() })
+            });
+            content = out;
+            r.map_err(|e| match e {
+                conservator_backup_core::Error::Read { source, .. } => Error::io("read", path, source),
+                _ => Error::Cancelled,
+            })
+        };
+        let n = match read {
+            Ok(n) => n,
+            Err(Error::Cancelled) => return Err(Error::Cancelled),
+            Err(e) => {
+                self.warn(format!("{e}"));
+                self.incomplete = true;
+                node.changed_during_backup = true;
+                node.content = content;
+                return Ok(node);
+            }
+        };
+        self.summary.bytes_read += n;
+        self.progress.item();
+        node.content = content;
+        node.size = n;
+        if let Ok(after) = f.metadata()
+            && (after.len() != m.len() || mtime_ns(&after) != mtime_ns(m) || ctime_ns(&after) != ctime_ns(m) || n != m.len())
+        {
+            node.changed_during_backup = true;
+            self.summary.files_changed_during_read += 1;
+            self.warn(format!("{}: changed while it was read; its content in this snapshot may be inconsistent", path.display()));
+        }
+        Ok(node)
+    }
+
+    fn stream(&mut self, s: &StreamSource) -> Result<StreamRef> {
+        let (prog, args) = s
+            .command
+            .split_first()
+            .ok_or_else(|| Error::Invalid(format!("stream {}: empty command", s.name)))?;
+        let spawned = std::process::Command::new(prog)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("cannot run {prog:?}: {e}");
+                self.warn(format!("stream {}: {msg}", s.name));
+                let content = self.save_blob(BlobKind::Tree, encode_content_list(&[]))?;
+                return Ok(StreamRef {
+                    name: s.name.clone(),
+                    size: 0,
+                    content,
+                    command: s.command.clone(),
+                    exit_code: None,
+                    complete: false,
+                    stderr_tail: msg,
+                });
+            }
+        };
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let err_thread = std::thread::spawn(move || {
+            let mut tail: Vec<u8> = Vec::new();
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 64 * 1024 {
+                    tail.drain(..tail.len() - 16 * 1024);
+                }
+            }
+            let start = tail.len().saturating_sub(4096);
+            String::from_utf8_lossy(&tail[start..]).into_owned()
+        });
+        let stdout = child.stdout.take().expect("piped stdout");
+        let params: ChunkerParams = self.repo.config.chunker_streams;
+        let mut ids = Vec::new();
+        let mut cancelled = false;
+        let res = chunk_reader(stdout, params, |chunk| {
+            let len = chunk.len() as u64;
+            self.summary.bytes_read += len;
+            self.summary.total_bytes += len;
+            self.progress.add_done(len);
+            match self.save_blob(BlobKind::Data, chunk) {
+                Ok(id) => ids.push(id),
+                Err(_) => cancelled = true,
+            }
+            if cancelled || self.cancel.is_cancelled() {
+                cancelled = true;
+                return Err(conservator_backup_core::Error::Invalid { what: "stream".into(), detail: "cancelled".into() });
+            }
+            Ok(())
+        });
+        if cancelled {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Cancelled);
+        }
+        let read_err = res.as_ref().err().map(|e| e.to_string());
+        let size = res.unwrap_or(0);
+        let status = child.wait().map_err(|e| Error::Command { name: s.name.clone(), command: prog.clone(), source: e })?;
+        let mut tail = err_thread.join().unwrap_or_default();
+        if let Some(e) = read_err {
+            tail.push_str(&format!("\n(conservator: reading the stream failed: {e})"));
+        }
+        let complete = status.success() && tail.find("conservator: reading").is_none();
+        if !complete {
+            self.warn(format!("stream {}: {prog} exited with {status}; the stream is incomplete", s.name));
+        }
+        let content = self.save_blob(BlobKind::Tree, encode_content_list(&ids))?;
+        Ok(StreamRef {
+            name: s.name.clone(),
+            size,
+            content,
+            command: s.command.clone(),
+            exit_code: status.code(),
+            complete,
+            stderr_tail: if complete { String::new() } else { tail },
+        })
+    }
+}
