@@ -265,7 +265,8 @@ async fn repo_cmd(r: RepoArgs) -> Result<u8> {
     let progress_on = !g.no_progress && !g.json;
     match r.cmd {
         RepoCmd::Init { label } => {
-            let s = store(g)?;
+            let loc = g.repo.as_deref().context("no repository given: pass --repo or set CONSERVATOR_REPO")?;
+            let s = conservator_store::open_creating(loc).await?;
             let sec = secret(g)?;
             let repo = Repository::init(s, &sec, &KeyOptions { label, ..Default::default() }).await?;
             if g.json {
@@ -392,7 +393,7 @@ async fn repo_cmd(r: RepoArgs) -> Result<u8> {
             let cancel = cancel_on_ctrl_c();
             if let Some(name) = stream {
                 let bar = Bar::bytes(&progress, "restore", progress_on);
-                let mut out = std::io::stdout().lock();
+                let mut out = std::io::stdout();
                 let n = conservator_backup::restore::restore_stream(repo, &snap, &name, &mut out, progress, &cancel).await?;
                 drop(bar);
                 eprintln!("restored stream {name} ({}) of snapshot {}", human(n), id.short());

@@ -4,6 +4,9 @@
 //!   static credentials, stopped (its whole process group) when dropped.
 //! * [`free_port`]: a TCP port nothing listens on.
 
+pub mod cli;
+pub mod tree;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

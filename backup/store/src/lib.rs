@@ -82,14 +82,52 @@ pub type DynStore = Arc<dyn ObjectStore>;
 
 /// Open a store from a location string:
 /// * `s3:http(s)://host[:port]/bucket[/prefix]` → [`S3Store`] (credentials from
-///   `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, region from `AWS_REGION`, default `us-east-1`);
+///   `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, region from `AWS_REGION`, default `us-east-1`;
+///   Object Lock retention on every object written from `CONSERVATOR_S3_OBJECT_LOCK`,
+///   `governance:DAYS` or `compliance:DAYS`);
 /// * `local:/path` or a plain path → [`LocalStore`].
 pub fn open(location: &str) -> Result<DynStore> {
-    if let Some(rest) = location.strip_prefix("s3:") {
-        let cfg = S3Config::from_url(rest)?.with_env_credentials()?;
-        Ok(Arc::new(S3Store::new(cfg)?))
-    } else {
-        let path = location.strip_prefix("local:").unwrap_or(location);
-        Ok(Arc::new(LocalStore::new(path)))
+    match location.strip_prefix("s3:") {
+        Some(rest) => Ok(Arc::new(S3Store::new(s3_config(rest)?)?)),
+        None => Ok(Arc::new(LocalStore::new(location.strip_prefix("local:").unwrap_or(location)))),
     }
+}
+
+/// Like [`open`], for a repository about to be created: an S3 bucket that does not exist yet
+/// is created (with Object Lock enabled when `CONSERVATOR_S3_OBJECT_LOCK` asks for it).
+pub async fn open_creating(location: &str) -> Result<DynStore> {
+    match location.strip_prefix("s3:") {
+        Some(rest) => {
+            let cfg = s3_config(rest)?;
+            let lock = cfg.object_lock.is_some();
+            let store = S3Store::new(cfg)?;
+            store.create_bucket_if_missing(lock).await?;
+            Ok(Arc::new(store))
+        }
+        None => open(location),
+    }
+}
+
+fn s3_config(rest: &str) -> Result<S3Config> {
+    let mut cfg = S3Config::from_url(rest)?.with_env_credentials()?;
+    if let Ok(v) = std::env::var("CONSERVATOR_S3_OBJECT_LOCK") {
+        cfg.object_lock = Some(parse_object_lock(&v)?);
+    }
+    Ok(cfg)
+}
+
+/// `governance:DAYS` or `compliance:DAYS`.
+pub fn parse_object_lock(v: &str) -> Result<(LockMode, u32)> {
+    let bad = || Error::BadLocation {
+        location: format!("CONSERVATOR_S3_OBJECT_LOCK={v}"),
+        why: "expected governance:DAYS or compliance:DAYS, e.g. compliance:30".into(),
+    };
+    let (mode, days) = v.split_once(':').ok_or_else(bad)?;
+    let mode = match mode.to_ascii_lowercase().as_str() {
+        "governance" => LockMode::Governance,
+        "compliance" => LockMode::Compliance,
+        _ => return Err(bad()),
+    };
+    let days: u32 = days.parse().ok().filter(|d| *d > 0).ok_or_else(bad)?;
+    Ok((mode, days))
 }
