@@ -184,13 +184,13 @@ fn keys_and_crypto_shredding() {
     b.backup(&src);
 
     // A second key: a key file.
-    let gen = a.ok(["key", "generate"]);
+    let keygen = a.ok(["key", "generate"]);
     let keyfile = work.path().join("a.key");
-    std::fs::write(&keyfile, &gen.stdout).unwrap();
-    assert!(gen.stdout.starts_with("conservator-key-v1:"));
+    std::fs::write(&keyfile, &keygen.stdout).unwrap();
+    assert!(keygen.stdout.starts_with("conservator-key-v1:"));
     let added = a.json(["key", "add", "--label", "ops", "--new-key-file", keyfile.to_str().unwrap()]);
     let key2 = added["key_id"].as_str().unwrap().to_string();
-    let by_file = Conservator::new(BIN, repo_a.to_str().unwrap(), "unused").env_remove("CONSERVATOR_PASSWORD").env("CONSERVATOR_KEY", gen.stdout.trim());
+    let by_file = Conservator::new(BIN, repo_a.to_str().unwrap(), "unused").env_remove("CONSERVATOR_PASSWORD").env("CONSERVATOR_KEY", keygen.stdout.trim());
     assert_eq!(by_file.json(["snapshots"]).as_array().unwrap().len(), 1);
     let keys = a.json(["key", "list"]);
     assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");

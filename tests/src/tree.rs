@@ -210,7 +210,8 @@ pub fn change_share(root: &Path, info: &TreeInfo, share: f64, seed: u64) -> u64 
     // Half: new derivatives.
     let mut k = 0;
     while written < budget * 3 / 4 {
-        let data = random_vec(&mut rng, rng.gen_range(8 * 1024..40 * 1024));
+        let len = rng.gen_range(8 * 1024..40 * 1024);
+        let data = random_vec(&mut rng, len);
         write_file(&root.join(format!("collectiveaccess/images/new/{seed}_{k}_medium.jpg")), &data);
         written += data.len() as u64;
         k += 1;
