@@ -152,12 +152,18 @@ enum RepoCmd {
         /// Prune afterwards.
         #[arg(long)]
         prune: bool,
+        /// With --prune: repack a pack once this share (%) of it is unused.
+        #[arg(long, default_value_t = conservator_backup::prune::REPACK_UNUSED_PERCENT)]
+        repack_unused: u64,
     },
     /// Delete unreferenced data, repacking partly used packs.
     Prune {
         /// Show the plan, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Repack a pack once this share (%) of it is unused (0: any unused byte).
+        #[arg(long, default_value_t = conservator_backup::prune::REPACK_UNUSED_PERCENT)]
+        repack_unused: u64,
     },
     /// Manage the keys that open the repository.
     Key {
@@ -286,7 +292,7 @@ async fn repo_cmd(r: RepoArgs) -> Result<u8> {
             }
             let mut streams = Vec::new();
             match (stream, command.is_empty()) {
-                (Some(name), false) => streams.push(StreamSource { name, command }),
+                (Some(name), false) => streams.push(StreamSource { name, command, ..Default::default() }),
                 (Some(_), true) => bail!("--stream needs a command after `--`, e.g. --stream db.sql -- mariadb-dump ..."),
                 (None, false) => bail!("a command after `--` needs --stream NAME"),
                 (None, true) => {}
@@ -303,6 +309,7 @@ async fn repo_cmd(r: RepoArgs) -> Result<u8> {
                 parent,
                 force,
                 lock_wait: Duration::from_secs(lock_wait),
+                meta: Default::default(),
             };
             let progress = Arc::new(Progress::default());
             let bar = Bar::bytes(&progress, "backup", progress_on);
@@ -463,7 +470,7 @@ async fn repo_cmd(r: RepoArgs) -> Result<u8> {
             }
             Ok(0)
         }
-        RepoCmd::Forget { keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, tags, dry_run, prune } => {
+        RepoCmd::Forget { keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, tags, dry_run, prune, repack_unused } => {
             let repo = open(g).await?;
             let policy = RetentionPolicy { keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly };
             let plan = conservator_backup::prune::forget(&repo, &policy, &tags, dry_run).await?;
@@ -489,18 +496,18 @@ async fn repo_cmd(r: RepoArgs) -> Result<u8> {
             if prune && !dry_run {
                 let progress = Arc::new(Progress::default());
                 let cancel = cancel_on_ctrl_c();
-                let p = conservator_backup::prune::prune(repo, false, progress, &cancel).await?;
+                let p = conservator_backup::prune::prune(repo, false, repack_unused, progress, &cancel).await?;
                 if !g.json {
                     print_prune(&p, false);
                 }
             }
             Ok(0)
         }
-        RepoCmd::Prune { dry_run } => {
+        RepoCmd::Prune { dry_run, repack_unused } => {
             let repo = open(g).await?;
             let progress = Arc::new(Progress::default());
             let cancel = cancel_on_ctrl_c();
-            let p = conservator_backup::prune::prune(repo, dry_run, progress, &cancel).await?;
+            let p = conservator_backup::prune::prune(repo, dry_run, repack_unused, progress, &cancel).await?;
             if g.json {
                 print_json(&json!({"dry_run": dry_run, "plan": p}));
             } else {

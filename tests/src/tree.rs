@@ -115,13 +115,11 @@ pub fn media_tree(root: &Path, spec: &TreeSpec) -> TreeInfo {
         if i % 13 == 0 {
             fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
         }
-        info.bytes += data.len() as u64;
         info.files.push(rel);
     }
     for (k, size) in spec.large_files.iter().enumerate() {
         let rel = PathBuf::from(format!("collectiveaccess/images/originals/{k}/{}_ca_object_representations_media_{k}_original.tif", 90_000 + k));
         write_large(&root.join(&rel), *size, &mut rng);
-        info.bytes += size;
         info.files.push(rel);
     }
     // Empty files and folders, deep nesting.
@@ -165,6 +163,8 @@ pub fn media_tree(root: &Path, spec: &TreeSpec) -> TreeInfo {
     // Directory modes and mtimes last (writing inside changes them).
     fs::set_permissions(root.join("collectiveaccess/import_tmp"), fs::Permissions::from_mode(0o700)).unwrap();
     set_dir_mtimes(root, base);
+    // Derived from what is on disk, so every file counts.
+    info.bytes = info.files.iter().map(|f| fs::symlink_metadata(root.join(f)).unwrap().len()).sum();
     info
 }
 

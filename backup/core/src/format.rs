@@ -12,6 +12,8 @@
 //! Pack, index and snapshot ids are the BLAKE3 hash of the stored bytes, so any
 //! reader can verify an object against its name without the key.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -322,6 +324,12 @@ pub struct StreamRef {
     /// Last lines of the command's stderr (for failed streams).
     #[serde(default)]
     pub stderr_tail: String,
+    /// Why the stream is not whole (the command's status, or its completeness check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete_reason: Option<String>,
+    /// What the stream says about itself (for a database dump: binlog file and position, GTID).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
 }
 
 /// Counters of one backup run.
@@ -384,6 +392,9 @@ pub struct Snapshot {
     /// What went wrong on the way (skipped files, unreadable files, changed files).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Facts recorded by the caller (tenant, plan, CA schema revision …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
 }
 
 impl Snapshot {
@@ -502,6 +513,7 @@ mod tests {
             complete: true,
             summary: Summary::default(),
             warnings: vec![],
+            meta: BTreeMap::from([("ca_schema_revision".to_string(), "212".to_string())]),
         };
         assert_eq!(Snapshot::decode(&key, &snap.encode(&key), "s").unwrap(), snap);
         let idx = IndexFile { version: 1, packs: vec![IndexPack { id: Id([2; 32]), size: 10, blobs: vec![] }] };

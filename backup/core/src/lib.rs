@@ -8,6 +8,7 @@
 pub mod blob;
 pub mod chunker;
 pub mod crypto;
+pub mod dump;
 pub mod error;
 pub mod format;
 pub mod id;

@@ -6,7 +6,7 @@
 //! index file every [`INDEX_EVERY`] packs, so an interrupted backup's packs are
 //! reused by the next run. The snapshot is written last, after its index.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use conservator_backup_core::blob::{self, BlobKind};
 use conservator_backup_core::chunker::{ChunkerParams, chunk_reader, chunk_slice};
+use conservator_backup_core::dump::{ENDS_LEN, StreamEnds};
 use conservator_backup_core::format::{
     FinishedPack, IndexPack, Node, NodeKind, PackBuilder, Snapshot, StreamRef, Summary, Tree, encode_content_list, pack_key,
 };
@@ -33,13 +34,33 @@ use crate::{Error, Progress, Result, lock};
 pub const INDEX_EVERY: usize = 32;
 
 /// A named stream: a command whose stdout is stored.
-#[derive(Debug, Clone)]
+#[derive(Clone, Default)]
 pub struct StreamSource {
     /// Stream name.
     pub name: String,
-    /// Program and arguments.
+    /// Program and arguments (recorded in the snapshot: never put a secret here).
     pub command: Vec<String>,
+    /// Extra environment for the command (e.g. `MYSQL_PWD`); never recorded or printed.
+    pub env: Vec<(String, String)>,
+    /// Decides, from the stream's first and last bytes, whether a stream whose command
+    /// exited 0 is whole, and what it says about itself (recorded as the stream's `meta`).
+    pub check: Option<StreamCheck>,
 }
+
+impl std::fmt::Debug for StreamSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("StreamSource")
+            .field("name", &self.name)
+            .field("command", &self.command)
+            .field("env", &env)
+            .field("check", &self.check.is_some())
+            .finish()
+    }
+}
+
+/// A completeness check of a stream: `Ok(meta)` when whole, `Err(reason)` when not.
+pub type StreamCheck = Arc<dyn Fn(&StreamEnds) -> std::result::Result<BTreeMap<String, String>, String> + Send + Sync>;
 
 /// What to back up.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +79,8 @@ pub struct BackupOptions {
     pub force: bool,
     /// How long to wait for a conflicting lock.
     pub lock_wait: Duration,
+    /// Free-form facts recorded in the snapshot (tenant, plan, schema revision …).
+    pub meta: BTreeMap<String, String>,
 }
 
 /// Outcome.
@@ -292,6 +315,7 @@ async fn run(repo: Arc<Repository>, opts: BackupOptions, progress: Arc<Progress>
         complete,
         summary,
         warnings,
+        meta: opts.meta.clone(),
     };
     let id = repo.save_snapshot(&snapshot).await?;
     Ok(BackupResult { id, snapshot })
@@ -548,6 +572,7 @@ impl Walker<'_> {
             .ok_or_else(|| Error::Invalid(format!("stream {}: empty command", s.name)))?;
         let spawned = std::process::Command::new(prog)
             .args(args)
+            .envs(s.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -565,7 +590,9 @@ impl Walker<'_> {
                     command: s.command.clone(),
                     exit_code: None,
                     complete: false,
-                    stderr_tail: msg,
+                    stderr_tail: msg.clone(),
+                    incomplete_reason: Some(msg),
+                    meta: BTreeMap::new(),
                 });
             }
         };
@@ -589,8 +616,17 @@ impl Walker<'_> {
         let params: ChunkerParams = self.repo.config.chunker_streams;
         let mut ids = Vec::new();
         let mut cancelled = false;
+        let mut ends = StreamEnds::default();
         let res = chunk_reader(stdout, params, |chunk| {
             let len = chunk.len() as u64;
+            if ends.head.len() < ENDS_LEN {
+                let take = (ENDS_LEN - ends.head.len()).min(chunk.len());
+                ends.head.extend_from_slice(&chunk[..take]);
+            }
+            ends.tail.extend_from_slice(&chunk[chunk.len().saturating_sub(ENDS_LEN)..]);
+            if ends.tail.len() > 2 * ENDS_LEN {
+                ends.tail.drain(..ends.tail.len() - ENDS_LEN);
+            }
             self.summary.bytes_read += len;
             self.summary.total_bytes += len;
             self.progress.add_done(len);
@@ -613,12 +649,26 @@ impl Walker<'_> {
         let size = res.unwrap_or(0);
         let status = child.wait().map_err(|e| Error::Command { name: s.name.clone(), command: prog.clone(), source: e })?;
         let mut tail = err_thread.join().unwrap_or_default();
-        if let Some(e) = read_err {
+        if let Some(e) = &read_err {
             tail.push_str(&format!("\n(conservator: reading the stream failed: {e})"));
         }
-        let complete = status.success() && tail.find("conservator: reading").is_none();
-        if !complete {
-            self.warn(format!("stream {}: {prog} exited with {status}; the stream is incomplete", s.name));
+        ends.size = size;
+        let mut reason = None;
+        let mut meta = BTreeMap::new();
+        if let Some(e) = &read_err {
+            reason = Some(format!("reading the stream failed: {e}"));
+        } else if !status.success() {
+            let last = tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            reason = Some(if last.is_empty() { format!("{prog} exited with {status}") } else { format!("{prog} exited with {status}: {last}") });
+        } else if let Some(check) = &s.check {
+            match check(&ends) {
+                Ok(m) => meta = m,
+                Err(why) => reason = Some(why),
+            }
+        }
+        let complete = reason.is_none();
+        if let Some(why) = &reason {
+            self.warn(format!("stream {}: incomplete: {why}", s.name));
         }
         let content = self.save_blob(BlobKind::Tree, encode_content_list(&ids))?;
         Ok(StreamRef {
@@ -629,6 +679,8 @@ impl Walker<'_> {
             exit_code: status.code(),
             complete,
             stderr_tail: if complete { String::new() } else { tail },
+            incomplete_reason: reason,
+            meta,
         })
     }
 }

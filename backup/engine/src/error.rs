@@ -5,7 +5,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// A store operation failed.
     #[error(transparent)]
-    Store(#[from] conservator_store::Error),
+    Store(conservator_store::Error),
     /// A format, crypto or planning error.
     #[error(transparent)]
     Core(#[from] conservator_backup_core::Error),
@@ -39,6 +39,17 @@ pub enum Error {
     /// The operation was cancelled.
     #[error("cancelled")]
     Cancelled,
+}
+
+impl From<conservator_store::Error> for Error {
+    /// A stored object shorter than its index says is damage in the repository, not a
+    /// failure of the store.
+    fn from(e: conservator_store::Error) -> Error {
+        match e {
+            conservator_store::Error::Integrity { .. } => Error::Damaged(e.to_string()),
+            e => Error::Store(e),
+        }
+    }
 }
 
 impl Error {

@@ -83,16 +83,16 @@ impl MasterIndex {
     }
 
     /// Add a pack's blobs.
+    ///
+    /// A pack named by two index files (after a crash between prune's writing the new index
+    /// and deleting the old ones) is counted once: its entries come from its one header.
     pub fn add_pack(&mut self, p: &IndexPack, keep_entries: bool) {
-        let pos = match self.pack_pos.get(&p.id) {
-            Some(&pos) => pos,
-            None => {
-                let pos = self.packs.len() as u32;
-                self.packs.push(PackInfo { id: p.id, size: p.size });
-                self.pack_pos.insert(p.id, pos);
-                pos
-            }
-        };
+        if self.pack_pos.contains_key(&p.id) {
+            return;
+        }
+        let pos = self.packs.len() as u32;
+        self.packs.push(PackInfo { id: p.id, size: p.size });
+        self.pack_pos.insert(p.id, pos);
         for e in &p.blobs {
             self.blobs.entry(e.id).or_insert(BlobLoc {
                 pack: pos,
@@ -145,4 +145,27 @@ pub async fn write_index(repo: &Repository, packs: Vec<IndexPack>) -> Result<Str
     let name = format!("index/{}", Id::of_stored(&bytes));
     repo.store.put(&name, Bytes::from(bytes)).await?;
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use conservator_backup_core::blob::BlobKind;
+    use conservator_backup_core::format::PackEntry;
+
+    use super::*;
+
+    /// A crash between prune's new index and the deletion of the old ones leaves a pack in
+    /// two index files: it counts once, so `check` compares its header with one entry list.
+    #[test]
+    fn a_pack_in_two_index_files_counts_once() {
+        let e = |i: u8, off: u32| PackEntry { id: Id([i; 32]), kind: BlobKind::Data, offset: off, length: 100, raw_len: 90 };
+        let p = IndexPack { id: Id([9; 32]), size: 300, blobs: vec![e(1, 0), e(2, 100)] };
+        let mut m = MasterIndex::default();
+        m.add_pack(&p, true);
+        m.add_pack(&p, true);
+        assert_eq!(m.packs().len(), 1);
+        assert_eq!(m.entries.len(), 2);
+        assert_eq!(m.blob_count(), 2);
+        assert_eq!(m.get(&Id([2; 32])).map(|l| l.offset), Some(100));
+    }
 }

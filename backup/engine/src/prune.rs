@@ -86,20 +86,29 @@ pub struct PrunePlan {
     pub bytes_before: u64,
     /// Bytes stored after (estimate).
     pub bytes_after: u64,
+    /// Leftovers of interrupted writes removed (temp files, unfinished uploads).
+    pub incomplete_removed: usize,
 }
 
-/// Repack a pack when at least this share of it is unused.
+/// By default, repack a pack when at least this share (%) of it is unused.
 pub const REPACK_UNUSED_PERCENT: u64 = 10;
 
-/// Plan and (unless `dry_run`) apply a prune.
-pub async fn prune(repo: Arc<Repository>, dry_run: bool, progress: Arc<Progress>, cancel: &CancellationToken) -> Result<PrunePlan> {
+/// Plan and (unless `dry_run`) apply a prune. A pack with unused data is repacked when at
+/// least `repack_unused_percent` of it is unused (0: whenever any of it is).
+pub async fn prune(
+    repo: Arc<Repository>,
+    dry_run: bool,
+    repack_unused_percent: u64,
+    progress: Arc<Progress>,
+    cancel: &CancellationToken,
+) -> Result<PrunePlan> {
     let guard = lock::acquire(&repo.store, true, "prune", Duration::from_secs(30)).await?;
-    let r = prune_locked(repo, dry_run, progress, cancel).await;
+    let r = prune_locked(repo, dry_run, repack_unused_percent, progress, cancel).await;
     let _ = guard.release().await;
     r
 }
 
-async fn prune_locked(repo: Arc<Repository>, dry_run: bool, progress: Arc<Progress>, cancel: &CancellationToken) -> Result<PrunePlan> {
+async fn prune_locked(repo: Arc<Repository>, dry_run: bool, repack_unused_percent: u64, progress: Arc<Progress>, cancel: &CancellationToken) -> Result<PrunePlan> {
     let index = MasterIndex::load(&repo, true).await?;
     let snaps = repo.snapshots().await?;
     let used = used_blobs(&repo, &index, &snaps).await?;
@@ -135,7 +144,7 @@ async fn prune_locked(repo: Arc<Repository>, dry_run: bool, progress: Arc<Progre
             return Err(Error::Damaged(format!("{key} holds used data but is missing from the store; refusing to prune")));
         }
         let unused = info.size.saturating_sub(used_bytes);
-        if unused * 100 >= info.size * REPACK_UNUSED_PERCENT {
+        if unused > 0 && unused * 100 >= info.size * repack_unused_percent {
             p.packs_repack.push(info.id);
             p.bytes_repack += info.size;
             p.bytes_repack_used += used_bytes;
@@ -197,8 +206,14 @@ async fn prune_locked(repo: Arc<Repository>, dry_run: bool, progress: Arc<Progre
     for k in &p.packs_unindexed {
         repo.store.delete(k).await?;
     }
+    // 5. what interrupted writes left (temp files, unfinished multipart uploads)
+    p.incomplete_removed = repo.store.cleanup_incomplete(INCOMPLETE_AGE).await?;
     Ok(p)
 }
+
+/// Leftovers of interrupted writes older than this are removed by prune (the exclusive lock
+/// already keeps writers out; the margin covers a writer whose lock went stale while it ran).
+pub const INCOMPLETE_AGE: Duration = Duration::from_secs(15 * 60);
 
 async fn put_pack(repo: &Repository, b: PackBuilder) -> Result<IndexPack> {
     let f = b.finish(&repo.key);

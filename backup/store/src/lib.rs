@@ -75,6 +75,11 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
 
     /// Check the store can be reached and written (used by `init` and at daemon start).
     async fn probe(&self) -> Result<()>;
+
+    /// Remove what interrupted writes left behind that is older than `older_than` (local:
+    /// `.tmp-*` files; S3: unfinished multipart uploads under the prefix). None of it is
+    /// ever visible as an object; it only holds space. Returns how many were removed.
+    async fn cleanup_incomplete(&self, older_than: std::time::Duration) -> Result<usize>;
 }
 
 /// A shared store handle.

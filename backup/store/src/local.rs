@@ -193,4 +193,21 @@ impl ObjectStore for LocalStore {
         self.put(&key, Bytes::from_static(b"probe")).await?;
         self.delete(&key).await
     }
+
+    async fn cleanup_incomplete(&self, older_than: std::time::Duration) -> Result<usize> {
+        let (root, name) = (self.root.clone(), self.name.clone());
+        blocking(move || {
+            let cutoff = std::time::SystemTime::now() - older_than;
+            let files = walk(&root).map_err(|e| Error::from_io(&name, "list", "", e))?;
+            let mut removed = 0;
+            for (path, _) in files.into_iter().filter(|(p, _)| is_temp(p)) {
+                let old = std::fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t <= cutoff);
+                if old && std::fs::remove_file(&path).is_ok() {
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+        .await
+    }
 }

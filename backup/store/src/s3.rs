@@ -464,25 +464,26 @@ impl S3Store {
             });
         };
         // From here on, a failure or a dropped future aborts the upload.
+        // Every part task holds a clone of `inflight`; the receiver sees the channel close
+        // once none is left, so the abort is sent after the last part request has ended and
+        // no part can land on the server after it.
+        let (inflight, parts_done) = tokio::sync::mpsc::channel::<()>(1);
         let mut guard = AbortGuard {
             client: self.client.clone(),
             bucket: self.cfg.bucket.clone(),
             key: full.clone(),
             upload_id: upload_id.clone(),
+            parts_done: Some(parts_done),
             armed: true,
         };
-        let result = self.upload_parts_and_complete(key, &full, &upload_id, data, part_size, opts).await;
+        let result = self.upload_parts_and_complete(key, &full, &upload_id, data, part_size, opts, inflight).await;
         if result.is_err() {
             guard.armed = false;
             // Best effort: the upload is invisible anyway, this only frees its parts.
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.cfg.bucket)
-                .key(&full)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+            if let Some(rx) = guard.parts_done.take() {
+                wait_parts_done(rx).await;
+            }
+            abort_fully(self.client.clone(), self.cfg.bucket.clone(), full.clone(), upload_id.clone()).await;
         }
         guard.armed = false;
         result
@@ -496,17 +497,20 @@ impl S3Store {
         data: Bytes,
         part_size: u64,
         opts: PutOptions,
+        inflight: tokio::sync::mpsc::Sender<()>,
     ) -> Result<()> {
         let len = data.len() as u64;
         type PartResult = std::result::Result<CompletedPart, SdkError<UploadPartError, HttpResponse>>;
-        let mut tasks: tokio::task::JoinSet<PartResult> = tokio::task::JoinSet::new();
+        // Plain spawned tasks, not a JoinSet: when this future is dropped they run to the end
+        // of their request (detached), and the abort waits for them (see `AbortGuard`).
+        let mut tasks: std::collections::VecDeque<tokio::task::JoinHandle<PartResult>> = Default::default();
         let mut parts: Vec<CompletedPart> = Vec::new();
         let mut offset = 0u64;
         let mut number = 1i32;
         loop {
             // Keep at most `upload_concurrency` parts in flight.
             while tasks.len() >= self.cfg.upload_concurrency || (offset >= len && !tasks.is_empty()) {
-                let joined = tasks.join_next().await.expect("the set is not empty");
+                let joined = tasks.pop_front().expect("the queue is not empty").await;
                 let part = joined.map_err(|e| Error::Other {
                     store: self.name.clone(),
                     op: "put",
@@ -530,14 +534,16 @@ impl S3Store {
                 .part_number(number)
                 .checksum_algorithm(ChecksumAlgorithm::Crc32)
                 .body(ByteStream::from(body));
-            tasks.spawn(async move {
+            let held = inflight.clone();
+            tasks.push_back(tokio::spawn(async move {
+                let _held = held;
                 let out = req.send().await?;
                 Ok(CompletedPart::builder()
                     .part_number(number)
                     .set_e_tag(out.e_tag().map(str::to_owned))
                     .set_checksum_crc32(out.checksum_crc32().map(str::to_owned))
                     .build())
-            });
+            }));
             offset = end;
             number += 1;
         }
@@ -583,7 +589,14 @@ struct AbortGuard {
     bucket: String,
     key: String,
     upload_id: String,
+    /// Closes when no part task is left.
+    parts_done: Option<tokio::sync::mpsc::Receiver<()>>,
     armed: bool,
+}
+
+/// Wait (up to two minutes) until every part task of an upload has ended.
+async fn wait_parts_done(mut rx: tokio::sync::mpsc::Receiver<()>) {
+    let _ = tokio::time::timeout(Duration::from_secs(120), rx.recv()).await;
 }
 
 impl Drop for AbortGuard {
@@ -592,20 +605,22 @@ impl Drop for AbortGuard {
             return;
         }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let req = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .upload_id(&self.upload_id);
-            let t0 = std::time::Instant::now();
-            eprintln!("DEBUG abort spawn");
+            let (client, bucket, key, id) = (self.client.clone(), self.bucket.clone(), self.key.clone(), self.upload_id.clone());
+            let parts_done = self.parts_done.take();
             rt.spawn(async move {
-                let r = req.send().await;
-                eprintln!("DEBUG abort after {:?}: {:?}", t0.elapsed(), r.map(drop).map_err(|e| DisplayErrorContext(e).to_string()));
+                if let Some(rx) = parts_done {
+                    wait_parts_done(rx).await;
+                }
+                abort_fully(client, bucket, key, id).await;
             });
         }
     }
+}
+
+/// Abort a multipart upload (best effort: an upload left behind holds storage but is never
+/// visible as an object; `cleanup_incomplete`, run by prune, removes what is left).
+async fn abort_fully(client: Client, bucket: String, key: String, upload_id: String) {
+    let _ = client.abort_multipart_upload().bucket(&bucket).key(&key).upload_id(&upload_id).send().await;
 }
 
 /// `bytes a-b/size` → size.
@@ -749,6 +764,47 @@ impl ObjectStore for S3Store {
                 e => Err(e),
             },
         }
+    }
+
+    async fn cleanup_incomplete(&self, older_than: Duration) -> Result<usize> {
+        let root = if self.cfg.prefix.is_empty() { String::new() } else { format!("{}/", self.cfg.prefix) };
+        let cutoff = SystemTime::now() - older_than;
+        let mut removed = 0;
+        let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.cfg.bucket)
+                .prefix(&root)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| self.map_err("list uploads", &root, e))?;
+            for u in page.uploads() {
+                let (Some(key), Some(id)) = (u.key(), u.upload_id()) else { continue };
+                let old = u.initiated().and_then(|t| SystemTime::try_from(*t).ok()).is_none_or(|t| t <= cutoff);
+                if old {
+                    self.client
+                        .abort_multipart_upload()
+                        .bucket(&self.cfg.bucket)
+                        .key(key)
+                        .upload_id(id)
+                        .send()
+                        .await
+                        .map_err(|e| self.map_err("abort upload", key, e))?;
+                    removed += 1;
+                }
+            }
+            if page.is_truncated() == Some(true) && page.next_key_marker().is_some() {
+                key_marker = page.next_key_marker().map(str::to_owned);
+                id_marker = page.next_upload_id_marker().map(str::to_owned);
+            } else {
+                break;
+            }
+        }
+        Ok(removed)
     }
 
     async fn probe(&self) -> Result<()> {

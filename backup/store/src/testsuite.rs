@@ -25,6 +25,18 @@ pub async fn run_all(store: &dyn ObjectStore) {
     head(store).await;
     list(store).await;
     delete(store).await;
+    cleanup_incomplete_keeps_objects(store).await;
+}
+
+/// The sweep of interrupted writes never touches a finished object, and on a store with
+/// nothing interrupted it removes nothing.
+pub async fn cleanup_incomplete_keeps_objects(store: &dyn ObjectStore) {
+    let p = run_prefix("sweep");
+    let key = format!("{p}/kept");
+    store.put(&key, Bytes::from_static(b"finished object")).await.unwrap();
+    store.cleanup_incomplete(std::time::Duration::ZERO).await.unwrap();
+    assert_eq!(&store.get(&key).await.unwrap()[..], b"finished object", "the sweep removed a finished object");
+    cleanup(store, &p).await;
 }
 
 /// A fresh key prefix for one check.
