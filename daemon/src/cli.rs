@@ -29,12 +29,21 @@ impl Cli {
     pub fn json(&self) -> bool {
         match &self.cmd {
             Command::Repo(r) => r.global.json,
+            Command::Daemon(g) => g.json,
+            Command::Tenant(t) => t.global.json,
+            Command::Config(c) => c.global.json,
         }
     }
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon: scheduled backups of every configured tenant, /healthz and /metrics.
+    Daemon(crate::tenant_cli::ConfigArgs),
+    /// Back up, list and restore the configured tenants.
+    Tenant(crate::tenant_cli::TenantArgs),
+    /// Check a configuration file.
+    Config(crate::tenant_cli::ConfigCmdArgs),
     /// Work with a backup repository directly (the engine).
     Repo(RepoArgs),
 }
@@ -263,6 +272,9 @@ fn print_json(v: &serde_json::Value) {
 pub async fn run(cli: Cli) -> Result<u8> {
     match cli.cmd {
         Command::Repo(r) => repo_cmd(r).await,
+        Command::Daemon(g) => crate::tenant_cli::daemon_cmd(&g).await,
+        Command::Tenant(t) => crate::tenant_cli::tenant_cmd(&t).await,
+        Command::Config(c) => crate::tenant_cli::config_cmd(&c).await,
     }
 }
 
@@ -408,7 +420,7 @@ async fn repo_cmd(r: RepoArgs) -> Result<u8> {
             }
             let target = target.context("give --target DIR (or --stream NAME to write a stream to stdout)")?;
             let bar = Bar::bytes(&progress, "restore", progress_on);
-            let opts = RestoreOptions { target: target.clone(), subpath: sub, parallel };
+            let opts = RestoreOptions { target: target.clone(), subpath: sub, parallel, subpath_at_target: false };
             let res = conservator_backup::restore::restore(repo, &snap, &opts, progress, &cancel).await;
             drop(bar);
             let s = res?;

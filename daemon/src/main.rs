@@ -5,8 +5,13 @@
 //! 0 success, 1 failure, 3 a backup saved as an *incomplete* snapshot (a stream
 //! failed or files could not be read: it is not a restore point).
 
+mod catalog;
 mod cli;
+mod config;
+mod daemon;
 mod output;
+mod tenant;
+mod tenant_cli;
 
 use std::process::ExitCode;
 

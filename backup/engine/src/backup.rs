@@ -33,6 +33,9 @@ use crate::{Error, Progress, Result, lock};
 /// Write an index file after this many packs.
 pub const INDEX_EVERY: usize = 32;
 
+/// Packs uploaded at once (each up to the pack size in memory).
+pub const UPLOADS_IN_FLIGHT: usize = 2;
+
 /// A named stream: a command whose stdout is stored.
 #[derive(Clone, Default)]
 pub struct StreamSource {
@@ -168,19 +171,35 @@ async fn run(repo: Arc<Repository>, opts: BackupOptions, progress: Arc<Progress>
 
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8);
     let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers * 4);
+    let (blob_tx, blob_rx) = crossbeam_channel::bounded::<conservator_backup_core::blob::EncodedBlob>(workers * 2);
     let (pack_tx, mut pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(1);
     let pack_size = repo.config.pack_size as usize;
     let mut worker_handles = Vec::new();
+    // Workers compress and seal; one packer fills one pack at a time, so memory holds one
+    // pack being filled, one queued and the uploads in flight, whatever the worker count.
     for _ in 0..workers {
         let rx = job_rx.clone();
-        let tx = pack_tx.clone();
+        let tx = blob_tx.clone();
         let key = repo.key.clone();
         worker_handles.push(std::thread::spawn(move || {
-            let mut pack = PackBuilder::with_capacity(pack_size + pack_size / 8);
             for job in rx {
                 let b = blob::encode_with_id(&key, job.kind, job.id, &job.data);
                 drop(job.data);
+                if tx.send(b).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    drop(blob_tx);
+    {
+        let key = repo.key.clone();
+        let tx = pack_tx.clone();
+        worker_handles.push(std::thread::spawn(move || {
+            let mut pack = PackBuilder::with_capacity(pack_size + pack_size / 8);
+            for b in blob_rx {
                 pack.add(&b);
+                drop(b);
                 if pack.len() >= pack_size {
                     let full = std::mem::replace(&mut pack, PackBuilder::with_capacity(pack_size + pack_size / 8));
                     if tx.blocking_send(full.finish(&key)).is_err() {
@@ -205,7 +224,7 @@ async fn run(repo: Arc<Repository>, opts: BackupOptions, progress: Arc<Progress>
         let mut inflight = tokio::task::JoinSet::new();
         let mut upload_err: Option<Error> = None;
         while let Some(p) = pack_rx.recv().await {
-            while inflight.len() >= 2 {
+            while inflight.len() >= UPLOADS_IN_FLIGHT {
                 match inflight.join_next().await.expect("nonempty").expect("upload task") {
                     Ok(ip) => pending.push(ip),
                     Err(e) => upload_err = Some(e),

@@ -24,6 +24,9 @@ use crate::index::MasterIndex;
 use crate::repo::Repository;
 use crate::{Error, Progress, Result, lock};
 
+/// Largest coalesced read of a pack during restore.
+const MAX_RANGE: u64 = 8 << 20;
+
 /// Restore options.
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -33,6 +36,8 @@ pub struct RestoreOptions {
     pub subpath: Option<String>,
     /// Packs fetched at once.
     pub parallel: usize,
+    /// With `subpath`: put its content at `target` itself, not at `target/<subpath>`.
+    pub subpath_at_target: bool,
 }
 
 /// What a restore did.
@@ -75,6 +80,7 @@ async fn plan_entries(
     index: &MasterIndex,
     snap: &Snapshot,
     subpath: Option<&str>,
+    subpath_at_target: bool,
     target: &Path,
 ) -> Result<(Vec<(PathBuf, Node)>, Vec<FileItem>, Vec<(PathBuf, Node)>)> {
     let root_id = snap.tree.ok_or_else(|| Error::NotFound("this snapshot holds only streams; restore them with --stream".into()))?;
@@ -103,7 +109,8 @@ async fn plan_entries(
                             .cloned()
                             .ok_or_else(|| Error::NotFound(format!("{} is not in this snapshot", sp.display())))?;
                     }
-                    stack.push((target.join(sp.strip_prefix("/").unwrap_or(sp)), node));
+                    let dest = if subpath_at_target { target.to_path_buf() } else { target.join(sp.strip_prefix("/").unwrap_or(sp)) };
+                    stack.push((dest, node));
                 }
             }
         }
@@ -156,7 +163,7 @@ async fn restore_locked(
     let index = Arc::new(MasterIndex::load(&repo, false).await?);
     let target = opts.target.clone();
     std::fs::create_dir_all(&target).map_err(|e| Error::io("create", &target, e))?;
-    let (mut dirs, files, links) = plan_entries(&repo, &index, snap, opts.subpath.as_deref(), &target).await?;
+    let (mut dirs, files, links) = plan_entries(&repo, &index, snap, opts.subpath.as_deref(), opts.subpath_at_target, &target).await?;
     let mut summary = RestoreSummary { dirs: dirs.len() as u64, symlinks: links.len() as u64, ..Default::default() };
     for (d, _) in &dirs {
         std::fs::create_dir_all(d).map_err(|e| Error::io("create directory", d, e))?;
@@ -250,7 +257,8 @@ async fn restore_locked(
             let _permit = permit;
             let pack_id = index.pack_id(pack);
             let mut n = 0u64;
-            // coalesce into ranges with gaps under 1 MiB, at most 64 MiB each
+            // coalesce into ranges with gaps under 1 MiB, at most MAX_RANGE each (a blob
+            // larger than that is read alone): memory stays at `parallel` ranges
             let mut i = 0;
             while i < list.len() {
                 let start = list[i].loc.offset as u64;
@@ -258,7 +266,7 @@ async fn restore_locked(
                 let mut j = i + 1;
                 while j < list.len() {
                     let o = list[j].loc.offset as u64;
-                    if o > end + (1 << 20) || o + list[j].loc.length as u64 - start > (64 << 20) {
+                    if o > end + (1 << 20) || o + list[j].loc.length as u64 - start > MAX_RANGE {
                         break;
                     }
                     end = end.max(o + list[j].loc.length as u64);
