@@ -51,7 +51,7 @@ cleanup() {
 trap cleanup EXIT
 pkill -f "mariadbd --no-defaults --datadir=$DIR/mariadb/data" 2>/dev/null && sleep 2 || true
 rm -rf "$DIR"
-mkdir -p "$DIR/mariadb/binlog" "$DIR/ca"
+mkdir -p "$DIR/mariadb/binlog" "$DIR/mariadb/tmp" "$DIR/ca"
 say "starting a private MariaDB server in $DIR/mariadb"
 mariadb-install-db --no-defaults --datadir="$DIR/mariadb/data" --user=root \
     --auth-root-authentication-method=socket --skip-test-db >"$DIR/mariadb/install.log" 2>&1 \
@@ -59,7 +59,7 @@ mariadb-install-db --no-defaults --datadir="$DIR/mariadb/data" --user=root \
 SOCK=$DIR/mariadb/sock
 mariadbd --no-defaults --datadir="$DIR/mariadb/data" --socket="$SOCK" --skip-networking \
     --user=root --server-id=1 --log-bin="$DIR/mariadb/binlog/mysql-bin" --binlog-format=ROW \
-    --gtid-strict-mode=1 --binlog-checksum=CRC32 --default-time-zone=+00:00 \
+    --gtid-strict-mode=1 --binlog-checksum=CRC32 --default-time-zone=+00:00 --tmpdir="$DIR/mariadb/tmp" \
     >"$DIR/mariadb/mariadbd.log" 2>&1 &
 MDB_PID=$!
 SQL=(mariadb --no-defaults --socket="$SOCK" -uroot -N -B)

@@ -261,7 +261,11 @@ async fn backup_inner(
             Some(d) if !d.complete => {
                 let reason = d.incomplete_reason.clone().unwrap_or_else(|| "the dump is incomplete".into());
                 let tail = d.stderr_tail.trim();
-                if tail.is_empty() || reason.contains(tail) { reason } else { format!("{reason}\n{tail}") }
+                let why = if tail.is_empty() || reason.contains(tail) { reason } else { format!("{reason}\n{tail}") };
+                match conservator_backup_core::dump::dump_hint(&why) {
+                    Some(h) => format!("{why}\nhint: {h}"),
+                    None => why,
+                }
             }
             _ => s.warnings.join("; "),
         };

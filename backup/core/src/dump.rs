@@ -103,6 +103,41 @@ pub fn check_dump(ends: &StreamEnds) -> Result<DumpFacts, String> {
     Ok(f)
 }
 
+/// What to do about a failed `mariadb-dump`, read from its error text: the known ways a dump
+/// fails, each with its likely cause and the fix. `None` when the text matches none of them.
+pub fn dump_hint(stderr: &str) -> Option<String> {
+    let table = |s: &str| {
+        s.split("when dumping table `").nth(1).and_then(|r| r.split('`').next()).map(str::to_string)
+    };
+    if stderr.contains("max_allowed_packet") || stderr.contains("Got packet bigger than") {
+        return Some(
+            "a row is larger than max_allowed_packet: raise max_allowed_packet on the server and for the dump tool \
+             (e.g. [mariadb-dump] max_allowed_packet=512M), or shrink the row"
+                .into(),
+        );
+    }
+    if stderr.contains("Lost connection to server during query") || stderr.contains("Lost connection to MySQL server during query") {
+        let at = table(stderr).map(|t| format!(" while reading table `{t}`")).unwrap_or_default();
+        return Some(format!(
+            "the connection to the server was lost{at}: either a row is larger than the dump tool's \
+             max_allowed_packet (24 MB by default for mariadb-dump; raise it) or the server restarted or was \
+             killed during the dump (see the server's error log)"
+        ));
+    }
+    if stderr.contains("server has gone away") || stderr.contains("Can't connect") {
+        return Some("the database server is not reachable or went away: check that it runs and that host, port or socket are right".into());
+    }
+    if stderr.contains("Access denied") {
+        return Some(
+            "the backup user lacks a privilege: it needs SELECT, SHOW VIEW, TRIGGER, EVENT and LOCK TABLES on the \
+             tenant's schema (GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON `ca_…`.* TO …) and \
+             BINLOG MONITOR for the binlog coordinates"
+                .into(),
+        );
+    }
+    None
+}
+
 /// What [`Renamer`] changed, for the restore report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RenameReport {
@@ -294,6 +329,18 @@ fn rewrite_db_refs(text: &str, old: &str, new: &str) -> (String, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hints_name_the_cause_and_the_fix() {
+        let h = dump_hint("mariadb-dump: Error 2013: Lost connection to server during query when dumping table `big_blob` at row: 0").unwrap();
+        assert!(h.contains("`big_blob`") && h.contains("max_allowed_packet") && h.contains("restarted"), "{h}");
+        let h = dump_hint("mariadb-dump: Couldn't execute 'show events': Access denied for user 'reader'@'localhost' to database 'ca_x' (1044)").unwrap();
+        assert!(h.contains("EVENT") && h.contains("GRANT"), "{h}");
+        let h = dump_hint("mariadb-dump: Got error: 2002: \"Can't connect to local server through socket '/x' (2)\" when trying to connect").unwrap();
+        assert!(h.contains("not reachable"), "{h}");
+        assert!(dump_hint("Error 2020: Got packet bigger than 'max_allowed_packet' bytes").unwrap().contains("larger than max_allowed_packet"));
+        assert_eq!(dump_hint("mariadb-dump: some new failure"), None);
+    }
 
     const HEAD: &str = "/*M!999999\\- enable the sandbox mode */ \n-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)\n--\n-- Host: localhost    Database: ca_1a2b3c4d\n-- ------------------------------------------------------\n-- Server version\t10.11.19-MariaDB-0+deb12u1-log\n\n-- CHANGE MASTER TO MASTER_USE_GTID=slave_pos;\n--\n-- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000003', MASTER_LOG_POS=1513;\n";
     const TAIL: &str = "\n-- Preferably use GTID to start replication from GTID position:\n\n-- SET GLOBAL gtid_slave_pos='0-1-6,1-2-9';\n/*!40111 SET SQL_NOTES=@OLD_SQL_NOTES */;\n\n-- Dump completed on 2026-12-04  4:49:17\n";

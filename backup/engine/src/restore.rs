@@ -168,6 +168,16 @@ async fn restore_locked(
     for (d, _) in &dirs {
         std::fs::create_dir_all(d).map_err(|e| Error::io("create directory", d, e))?;
     }
+    // A file or symlink restored by its full path (a backed-up path that is a file, such as
+    // `/var/www/ca/setup.php`) needs the directories above it, which the snapshot does not hold.
+    let mut parents = std::collections::HashSet::new();
+    for p in files.iter().map(|f| &f.path).chain(links.iter().map(|(p, _)| p)) {
+        if let Some(parent) = p.parent() {
+            if parents.insert(parent.to_path_buf()) && !parent.is_dir() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+            }
+        }
+    }
     // Decide what to write, hashing existing files in a blocking task.
     let key = repo.key.clone();
     let idx2 = index.clone();

@@ -43,6 +43,9 @@ impl MariaDb {
         let dir = tempfile::Builder::new().prefix("cagen-mariadb-").tempdir().context("creating a temporary directory")?;
         let d = dir.path();
         std::fs::create_dir_all(d.join("binlog")).context("creating the binlog directory")?;
+        // A tmpdir of its own: a starting server deletes every `#sql*` file in its tmpdir,
+        // which in a shared /tmp are the temporary tables of the other servers running.
+        std::fs::create_dir_all(d.join("tmp")).context("creating the tmp directory")?;
         let install = Command::new(binary("mariadb-install-db"))
             .arg("--no-defaults")
             .arg(format!("--datadir={}", d.join("data").display()))
@@ -75,6 +78,7 @@ impl MariaDb {
             .arg("--binlog-format=ROW")
             .arg("--gtid-strict-mode=1")
             .arg("--binlog-checksum=CRC32")
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .arg("--default-time-zone=+00:00")
             .stdin(Stdio::null())
             .stdout(log)
