@@ -196,19 +196,27 @@ async fn run(repo: Arc<Repository>, opts: BackupOptions, progress: Arc<Progress>
         let key = repo.key.clone();
         let tx = pack_tx.clone();
         worker_handles.push(std::thread::spawn(move || {
-            let mut pack = PackBuilder::with_capacity(pack_size + pack_size / 8);
+            // Trees and content lists go into packs of their own (as restic does): damage to a
+            // data pack then never hides which files it affects, and metadata stays small to read.
+            let mut data = PackBuilder::with_capacity(pack_size + pack_size / 8);
+            let mut meta = PackBuilder::with_capacity(1 << 20);
             for b in blob_rx {
+                let is_meta = !matches!(b.kind, conservator_backup_core::blob::BlobKind::Data);
+                let pack = if is_meta { &mut meta } else { &mut data };
                 pack.add(&b);
                 drop(b);
                 if pack.len() >= pack_size {
-                    let full = std::mem::replace(&mut pack, PackBuilder::with_capacity(pack_size + pack_size / 8));
+                    let cap = if is_meta { 1 << 20 } else { pack_size + pack_size / 8 };
+                    let full = std::mem::replace(pack, PackBuilder::with_capacity(cap));
                     if tx.blocking_send(full.finish(&key)).is_err() {
                         return;
                     }
                 }
             }
-            if !pack.is_empty() {
-                let _ = tx.blocking_send(pack.finish(&key));
+            for pack in [data, meta] {
+                if !pack.is_empty() && tx.blocking_send(pack.finish(&key)).is_err() {
+                    return;
+                }
             }
         }));
     }
