@@ -101,7 +101,7 @@ export CONSERVATOR_CONFIG=$DIR/conservator.toml
 say "conservator config check"
 "$BIN" config check
 say "conservator daemon --config $CONSERVATOR_CONFIG (log: $DIR/daemon.log)"
-RUST_LOG=${RUST_LOG:-info} "$BIN" daemon >"$DIR/daemon.log" 2>&1 &
+CONSERVATOR_LOG=${CONSERVATOR_LOG:-info} "$BIN" daemon >"$DIR/daemon.log" 2>&1 &
 DAEMON_PID=$!
 succeeded() { "$BIN" tenant runs "$TENANT" --json --limit 100 | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin) if r["kind"]=="backup" and r["status"]=="succeeded"))'; }
 wait_backups() {

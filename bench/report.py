@@ -11,6 +11,7 @@ Exit status: 0, or 3 when --strict and a target FAILs.
 """
 
 import argparse
+import statistics
 import json
 import os
 import sys
@@ -88,14 +89,24 @@ def main():
     bytes1, bytes2 = day1.get("total_bytes"), day2.get("total_bytes")
     tools_order = meta.get("tools", "").split()
 
-    tools = {}
+    # With BENCH_ROUNDS > 1 every step was measured once per round: each figure is the median
+    # over the rounds (the spread is kept as *_all), so one noisy disk flush decides nothing.
+    samples = {}
     for tool, step, wall, rss, user, sys_, sync in read_tsv(os.path.join(a.run, "steps.tsv")):
+        samples.setdefault((tool, step), []).append((float(wall), int(rss), float(user), float(sys_), float(sync)))
+    tools = {}
+    for (tool, step), xs in samples.items():
+        med = lambda i: statistics.median(x[i] for x in xs)
         t = tools.setdefault(tool, {"steps": {}})
-        t["steps"][step] = {"wall_s": float(wall), "max_rss_kib": int(rss),
-                            "max_rss_mib": int(rss) * 1024 / MIB, "user_s": float(user),
-                            "sys_s": float(sys_), "sync_after_s": float(sync)}
+        t["steps"][step] = {"wall_s": med(0), "max_rss_kib": int(med(1)),
+                            "max_rss_mib": med(1) * 1024 / MIB, "user_s": med(2),
+                            "sys_s": med(3), "sync_after_s": med(4), "rounds": len(xs),
+                            "wall_s_all": [x[0] for x in xs], "max_rss_mib_all": [round(x[1] / 1024, 1) for x in xs]}
+    sizes = {}
     for tool, when, b in read_tsv(os.path.join(a.run, "sizes.tsv")):
-        tools.setdefault(tool, {"steps": {}})["repo_bytes_" + when] = int(b)
+        sizes.setdefault((tool, when), []).append(int(b))
+    for (tool, when), bs in sizes.items():
+        tools.setdefault(tool, {"steps": {}})["repo_bytes_" + when] = int(statistics.median(bs))
     for tool in tools_order:
         tools.setdefault(tool, {"steps": {}})
     for tool, t in tools.items():
@@ -164,7 +175,8 @@ def main():
               f"page cache dropped before each timed step: {meta.get('drop_caches', '?')}.  ")
     md.append("Versions: " + "; ".join(f"{k[8:]} `{v}`" for k, v in meta.items() if k.startswith("version_"))
               + ".  ")
-    md.append("MB = 10^6 bytes; RSS in MiB (`/usr/bin/time %M`); times are wall-clock seconds.\n")
+    rounds = max((st.get("rounds", 1) for t in tools.values() for st in t["steps"].values()), default=1)
+    md.append(f"MB = 10^6 bytes; RSS in MiB (`/usr/bin/time %M`); times are wall-clock seconds; every figure is the median of {rounds} round(s) (per-round values in results.json).\n")
     md.append("| tool | initial backup s | initial MB/s | incremental s | restore s | restore MB/s "
               "| repo size MB | peak RSS initial MiB | peak RSS incremental MiB | peak RSS restore MiB |")
     md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

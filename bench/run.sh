@@ -6,6 +6,7 @@
 #   BENCH_DIR        work dir: corpus cache, repositories, restores (default /var/tmp/conservator-bench)
 #   BENCH_SEED       corpus seed (default 20240603)
 #   BENCH_OUT        where results.md / results.json / logs/ go (default bench/out)
+#   BENCH_ROUNDS     rounds of the whole sequence (default 3); figures are medians over rounds
 #   BENCH_STRICT=1   exit 3 when a conservator-vs-restic target FAILs
 #   BENCH_KEEP_RESTORES=1  keep the restored trees (default: deleted once verified)
 #   CONSERVATOR_BIN  conservator binary (default: cargo build --release -p conservator)
@@ -209,30 +210,38 @@ tool_info() { # untimed extra information for the logs; never fatal
 } >"$RUN/meta.tsv"
 
 # ------------------------------------------------------------------ the benchmark
-log "tools: ${TOOLS[*]}; work dir $RUN"
-for t in "${TOOLS[@]}"; do
-    do_init "$t"
-    do_backup "$t" initial day1
-    repo_size "$t" initial
-done
+ROUNDS=${BENCH_ROUNDS:-3}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer"
+log "tools: ${TOOLS[*]}; $ROUNDS round(s); work dir $RUN"
+for ((round = 1; round <= ROUNDS; round++)); do
+    log "round $round of $ROUNDS"
+    for t in "${TOOLS[@]}"; do
+        rm -rf "$RUN/repo-$t"
+        [[ $t == borg ]] && rm -rf "$RUN/home/.cache/borg" "$RUN/home/.config/borg/security"
+        do_init "$t"
+        do_backup "$t" initial day1
+        repo_size "$t" initial
+    done
 
-log "applying the day-2 change"
-CHANGED=1
-"$PY" "$CORPUS_PY" change --dir "$CDIR" >"$RUN/corpus-day2.json"
+    log "applying the day-2 change"
+    CHANGED=1
+    "$PY" "$CORPUS_PY" change --dir "$CDIR" >"$RUN/corpus-day2.json"
 
-for t in "${TOOLS[@]}"; do
-    do_backup "$t" incremental day2
-    repo_size "$t" final
+    for t in "${TOOLS[@]}"; do
+        do_backup "$t" incremental day2
+        repo_size "$t" final
+    done
+    for t in "${TOOLS[@]}"; do
+        do_restore "$t"
+    done
+    if ((round == ROUNDS)); then
+        for t in "${TOOLS[@]}"; do
+            tool_info "$t" >"$LOGS/$t-info.log" 2>&1
+        done
+    fi
+    "$PY" "$CORPUS_PY" revert --dir "$CDIR"
+    CHANGED=0
 done
-for t in "${TOOLS[@]}"; do
-    do_restore "$t"
-done
-for t in "${TOOLS[@]}"; do
-    tool_info "$t" >"$LOGS/$t-info.log" 2>&1
-done
-
-"$PY" "$CORPUS_PY" revert --dir "$CDIR"
-CHANGED=0
 printf 'drop_caches\t%s\n' "$DROP" >>"$RUN/meta.tsv"
 cp "$RUN"/steps.tsv "$RUN"/sizes.tsv "$RUN"/meta.tsv "$RUN"/corpus-day*.json "$LOGS/"
 

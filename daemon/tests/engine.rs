@@ -161,6 +161,30 @@ fn streams_complete_and_failed() {
     let snaps = c.json(["snapshots"]);
     assert_eq!(snaps.as_array().unwrap().iter().filter(|s| s["complete"] == false).count(), 1);
 
+    // Paths and a stream together: the stream starts first and the walk waits for its first
+    // chunk, so a file the stream's command writes before any output is in the snapshot (a
+    // dump's consistent point comes before the media walk: no row names a missing file).
+    let media = work.path().join("media");
+    std::fs::create_dir_all(media.join("images/0")).unwrap();
+    std::fs::write(media.join("images/0/old.jpg"), vec![7u8; 10_000]).unwrap();
+    let both = c.json([
+        "backup",
+        media.to_str().unwrap(),
+        "--stream",
+        "db.sql",
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.5; echo new > \"$1/images/0/written-at-dump-start.jpg\"; cat \"$0\"",
+        dump.to_str().unwrap(),
+        media.to_str().unwrap(),
+    ]);
+    assert_eq!(both["complete"], true, "{both}");
+    let t = work.path().join("both");
+    let r = c.json(["restore", both["snapshot_id"].as_str().unwrap(), "--target", t.to_str().unwrap()]);
+    assert!(n(&r["summary"]["files"]) == 2, "{r}");
+    assert!(restored(&t, &media).join("images/0/written-at-dump-start.jpg").is_file(), "the walk ran before the stream started");
+
     // A command that cannot start is an error, not a snapshot.
     let r = c.run(["backup", "--stream", "db.sql", "--", "/nonexistent/mariadb-dump"]);
     assert_ne!(r.code, 0);

@@ -222,8 +222,72 @@ fn tenant_backup_restore_under_new_name_and_daily_backup_s3_seaweedfs() {
         ("AWS_ACCESS_KEY_ID".into(), sw.access_key().into()),
         ("AWS_SECRET_ACCESS_KEY".into(), sw.secret_key().into()),
     ];
+    // As on the platform: over TCP, as a user with a password (from a file), not root.
+    let password = "pw-7Hq2-never-printed";
+    db.create_user("conservator", password, "*").unwrap();
+    db.query("GRANT ALL PRIVILEGES ON *.* TO 'conservator'@'%'; GRANT ALL PRIVILEGES ON *.* TO 'conservator'@'localhost'");
+    std::fs::write(work.path().join("db-password"), format!("{password}\n")).unwrap();
+    let tcp = format!(
+        "host = \"127.0.0.1\"\nport = {}\nuser = \"conservator\"\npassword_file = \"{}\"\n",
+        db.port(),
+        work.path().join("db-password").display()
+    );
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    let text = text.replace(&format!("socket = \"{}\"\nuser = \"root\"\n", db.socket().display()), &tcp);
+    assert!(text.contains("password_file"), "{text}");
+    std::fs::write(&d.config, text).unwrap();
     backup_restore_day(&d, &db, &t, work.path());
     assert!(!work.path().join("state/repositories").exists(), "nothing is written locally when the repository is S3");
+    // Neither the database password nor the S3 secret shows anywhere.
+    for args in [&["tenant", "runs", "--json"][..], &["tenant", "snapshots", &t.id, "--json"], &["tenant", "list", "--json"]] {
+        let o = d.run(args);
+        assert_eq!(o.code, 0, "{o}");
+        for secret in [password, sw.secret_key()] {
+            assert!(!o.stdout.contains(secret) && !o.stderr.contains(secret), "a secret leaked in {args:?}: {o}");
+        }
+    }
+    let catalog = std::fs::read(work.path().join("state/catalog.db")).unwrap();
+    assert!(!catalog.windows(password.len()).any(|w| w == password.as_bytes()), "the password is in the catalog");
+}
+
+/// In place, after confirmation: a safety backup of the live state first, then the live
+/// database and media replaced by the snapshot's; the live media kept aside.
+#[test]
+fn restore_in_place_needs_confirmation_and_keeps_a_safety_backup() {
+    let work = tempfile::tempdir().unwrap();
+    let db = MariaDb::start();
+    let t = Tenant::make(&db, work.path(), "abcdef01", 5);
+    let d = Daemon::new(work.path(), &format!("[daemon]\nstate_dir = \"{}\"\n{}", work.path().join("state").display(), t.toml(&db, "")));
+    let b1 = d.backup(&t.id);
+    let id1 = b1["snapshot_id"].as_str().unwrap().to_string();
+    let sums1 = checksums(&db, &t.database);
+    let media1 = tree::listing(&t.media());
+    // A day of use changes both.
+    t.day(&db, 1);
+    let sums2 = checksums(&db, &t.database);
+    assert_ne!(sums1, sums2);
+    // Without confirmation nothing happens.
+    let o = d.run(&["tenant", "restore", &t.id, "--snapshot", &id1[..10], "--in-place"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(o.stderr.contains(&format!("--confirm {}", t.id)), "{o}");
+    let o = d.run(&["tenant", "restore", &t.id, "--snapshot", &id1[..10], "--in-place", "--confirm", "ca-00000000"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert_eq!(checksums(&db, &t.database), sums2, "an unconfirmed restore changed the database");
+    // Confirmed.
+    let r = d.json(&["tenant", "restore", &t.id, "--snapshot", &id1[..10], "--in-place", "--confirm", &t.id]);
+    assert_eq!(r["database"], t.database.as_str());
+    assert_eq!(checksums(&db, &t.database), sums1, "the live database is not the snapshot's");
+    assert_eq!(tree::listing(&t.media()), media1, "the live media is not the snapshot's");
+    // The state just before is kept: as a snapshot, and the media moved aside.
+    let safety = r["safety_snapshot"].as_str().unwrap();
+    let aside = PathBuf::from(r["previous_media"].as_str().unwrap());
+    assert!(aside.is_dir() && tree::listing(&aside).len() > media1.len(), "{r}");
+    let snaps = d.json(&["tenant", "snapshots", &t.id]);
+    assert!(snaps.as_array().unwrap().iter().any(|s| s["id"] == safety && s["complete"] == true), "{snaps}");
+    // ... and it restores: the day's state comes back under a new name.
+    let r2 = d.json(&["tenant", "restore", &t.id, "--snapshot", &safety[..10], "--database", "ca_day1", "--media-dir", work.path().join("m-day1").to_str().unwrap()]);
+    assert_eq!(r2["snapshot_id"], safety);
+    assert_eq!(checksums(&db, "ca_day1"), sums2);
 }
 
 /// Views, triggers, routines and events whose bodies and definers name the old database still

@@ -129,6 +129,11 @@ impl PackBuilder {
     pub fn with_capacity(capacity: usize) -> PackBuilder {
         PackBuilder { buf: Vec::with_capacity(capacity), entries: Vec::new() }
     }
+    /// An empty pack written into `buf` (cleared): reuses a finished pack's allocation.
+    pub fn with_buffer(mut buf: Vec<u8>) -> PackBuilder {
+        buf.clear();
+        PackBuilder { buf, entries: Vec::new() }
+    }
     /// Append a blob.
     pub fn add(&mut self, blob: &EncodedBlob) {
         self.entries.push(PackEntry {

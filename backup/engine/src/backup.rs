@@ -33,8 +33,6 @@ use crate::{Error, Progress, Result, lock};
 /// Write an index file after this many packs.
 pub const INDEX_EVERY: usize = 32;
 
-/// Packs uploaded at once (each up to the pack size in memory).
-pub const UPLOADS_IN_FLIGHT: usize = 2;
 
 /// A named stream: a command whose stdout is stored.
 #[derive(Clone, Default)]
@@ -170,10 +168,13 @@ async fn run(repo: Arc<Repository>, opts: BackupOptions, progress: Arc<Progress>
     }
 
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8);
-    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers * 4);
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers * 2);
     let (blob_tx, blob_rx) = crossbeam_channel::bounded::<conservator_backup_core::blob::EncodedBlob>(workers * 2);
     let (pack_tx, mut pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(1);
     let pack_size = repo.config.pack_size as usize;
+    // Written packs' buffers go back to the packer: no fresh 16 MiB allocation (and its page
+    // faults) per pack, and the allocator's heap does not fragment.
+    let (recycled_tx, recycled_rx) = crossbeam_channel::bounded::<Vec<u8>>(1);
     let mut worker_handles = Vec::new();
     // Workers compress and seal; one packer fills one pack at a time, so memory holds one
     // pack being filled, one queued and the uploads in flight, whatever the worker count.
@@ -198,20 +199,27 @@ async fn run(repo: Arc<Repository>, opts: BackupOptions, progress: Arc<Progress>
         worker_handles.push(std::thread::spawn(move || {
             // Trees and content lists go into packs of their own (as restic does): damage to a
             // data pack then never hides which files it affects, and metadata stays small to read.
-            let mut data = PackBuilder::with_capacity(pack_size + pack_size / 8);
+            // A pack is closed before a blob would take it past the pack size, so its buffer
+            // is allocated once at its final size (plus room for the header) and never grows.
+            let data_cap = pack_size + (64 << 10);
+            let fresh = || match recycled_rx.try_recv() {
+                Ok(buf) => PackBuilder::with_buffer(buf),
+                Err(_) => PackBuilder::with_capacity(data_cap),
+            };
+            let mut data = PackBuilder::with_capacity(data_cap);
             let mut meta = PackBuilder::with_capacity(1 << 20);
             for b in blob_rx {
                 let is_meta = !matches!(b.kind, conservator_backup_core::blob::BlobKind::Data);
                 let pack = if is_meta { &mut meta } else { &mut data };
-                pack.add(&b);
-                drop(b);
-                if pack.len() >= pack_size {
-                    let cap = if is_meta { 1 << 20 } else { pack_size + pack_size / 8 };
-                    let full = std::mem::replace(pack, PackBuilder::with_capacity(cap));
+                if !pack.is_empty() && pack.len() + b.sealed.len() > pack_size {
+                    let next = if is_meta { PackBuilder::with_capacity(1 << 20) } else { fresh() };
+                    let full = std::mem::replace(pack, next);
                     if tx.blocking_send(full.finish(&key)).is_err() {
                         return;
                     }
                 }
+                pack.add(&b);
+                drop(b);
             }
             for pack in [data, meta] {
                 if !pack.is_empty() && tx.blocking_send(pack.finish(&key)).is_err() {
@@ -225,14 +233,18 @@ async fn run(repo: Arc<Repository>, opts: BackupOptions, progress: Arc<Progress>
 
     // uploader
     let up_repo = repo.clone();
+    // Packs written at once, each holding a pack in memory: one for a local disk, more for S3.
+    let uploads_in_flight = repo.store.write_concurrency().max(1);
     let up_progress = progress.clone();
     let uploader = tokio::spawn(async move {
         let mut pending: Vec<IndexPack> = Vec::new();
         let mut stored = 0u64;
         let mut inflight = tokio::task::JoinSet::new();
         let mut upload_err: Option<Error> = None;
-        while let Some(p) = pack_rx.recv().await {
-            while inflight.len() >= UPLOADS_IN_FLIGHT {
+        loop {
+            // A slot first, then the next pack: a pack waiting for a slot stays in the channel
+            // (one), not here as well.
+            while inflight.len() >= uploads_in_flight {
                 match inflight.join_next().await.expect("nonempty").expect("upload task") {
                     Ok(ip) => pending.push(ip),
                     Err(e) => upload_err = Some(e),
@@ -241,11 +253,16 @@ async fn run(repo: Arc<Repository>, opts: BackupOptions, progress: Arc<Progress>
             if upload_err.is_some() {
                 break;
             }
+            let Some(p) = pack_rx.recv().await else { break };
             let repo = up_repo.clone();
             let progress = up_progress.clone();
+            let recycled = recycled_tx.clone();
             inflight.spawn(async move {
                 let size = p.bytes.len() as u64;
-                repo.store.put(&pack_key(&p.id), Bytes::from(p.bytes)).await?;
+                let bytes = Bytes::from(p.bytes);
+                repo.store.put(&pack_key(&p.id), bytes.clone()).await?;
+                // The store has let go of its copy: the allocation is ours again.
+                let _ = recycled.try_send(Vec::from(bytes));
                 progress.bytes_stored.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
                 Ok::<_, Error>(IndexPack { id: p.id, size, blobs: p.entries })
             });
@@ -276,16 +293,18 @@ async fn run(repo: Arc<Repository>, opts: BackupOptions, progress: Arc<Progress>
     let w_repo = repo.clone();
     let w_index = index.clone();
     let w_progress = progress.clone();
-    let w_cancel = cancel.clone();
+    let w_cancel = cancel.child_token();
     let rt = tokio::runtime::Handle::current();
     let w_opts = opts.clone();
     let walker = tokio::task::spawn_blocking(move || {
-        let mut w = Walker {
+        let known = Mutex::new(HashSet::new());
+        let walker = |tx: crossbeam_channel::Sender<Job>, started| Walker {
             repo: &w_repo,
             index: &w_index,
-            rt,
-            known: Mutex::new(HashSet::new()),
-            tx: job_tx,
+            rt: rt.clone(),
+            known: &known,
+            tx,
+            started,
             summary: Summary::default(),
             warnings: Vec::new(),
             incomplete: false,
@@ -293,25 +312,69 @@ async fn run(repo: Arc<Repository>, opts: BackupOptions, progress: Arc<Progress>
             cancel: &w_cancel,
             force: w_opts.force,
         };
-        let tree = if w_opts.paths.is_empty() {
-            None
-        } else {
-            let mut root = Tree::default();
-            for p in &w_opts.paths {
-                let name = p.as_os_str().as_bytes();
-                let prev = parent_root.as_ref().and_then(|t| t.get(name)).cloned();
-                if let Some(mut node) = w.entry(p, prev.as_ref())? {
-                    node.name = name.to_vec();
-                    root.nodes.push(node);
+        std::thread::scope(|scope| {
+            // Streams run beside the tree walk, and start first: the walk waits until each
+            // stream has produced its first chunk, so a database dump's consistent snapshot is
+            // taken before the media walk begins and every file its rows name is already there
+            // for the walk to find (a file written later is extra, never missing).
+            let mut handles = Vec::new();
+            let mut started = Vec::new();
+            for st in &w_opts.streams {
+                let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+                started.push(rx);
+                let mut sw = walker(job_tx.clone(), Some(tx));
+                handles.push(scope.spawn(move || {
+                    let r = sw.stream(st);
+                    sw.started = None;
+                    (r, sw.summary, sw.warnings, sw.incomplete)
+                }));
+            }
+            for rx in started {
+                let _ = rx.recv(); // Err once the sender is dropped: first chunk, end or failure
+            }
+            let mut w = walker(job_tx.clone(), None);
+            let tree = (|| {
+                if w_opts.paths.is_empty() {
+                    return Ok(None);
+                }
+                let mut root = Tree::default();
+                for p in &w_opts.paths {
+                    let name = p.as_os_str().as_bytes();
+                    let prev = parent_root.as_ref().and_then(|t| t.get(name)).cloned();
+                    if let Some(mut node) = w.entry(p, prev.as_ref())? {
+                        node.name = name.to_vec();
+                        root.nodes.push(node);
+                    }
+                }
+                Ok::<_, Error>(Some(w.save_blob(BlobKind::Tree, root.encode())?))
+            })();
+            if tree.is_err() {
+                w_cancel.cancel();
+            }
+            let mut streams = Vec::new();
+            let mut first_err = tree.as_ref().err().map(|_| ());
+            let mut stream_err = None;
+            for h in handles {
+                let (r, sum, warnings, incomplete) = h.join().expect("stream thread");
+                merge_summary(&mut w.summary, &sum);
+                w.warnings.extend(warnings);
+                w.incomplete |= incomplete;
+                match r {
+                    Ok(sr) => streams.push(sr),
+                    Err(e) => {
+                        if first_err.is_none() && stream_err.is_none() {
+                            stream_err = Some(e);
+                        }
+                        first_err = Some(());
+                    }
                 }
             }
-            Some(w.save_blob(BlobKind::Tree, root.encode())?)
-        };
-        let mut streams = Vec::new();
-        for s in &w_opts.streams {
-            streams.push(w.stream(s)?);
-        }
-        Ok::<_, Error>((tree, streams, w.summary, w.warnings, w.incomplete))
+            let tree = tree?;
+            if let Some(e) = stream_err {
+                return Err(e);
+            }
+            Ok::<_, Error>((tree, streams, w.summary, w.warnings, w.incomplete))
+        })
     });
     let walked = walker.await.expect("walker task");
     // the walker dropped its sender: workers drain and exit
@@ -365,14 +428,30 @@ struct Walker<'a> {
     repo: &'a Repository,
     index: &'a MasterIndex,
     rt: tokio::runtime::Handle,
-    known: Mutex<HashSet<Id>>,
+    known: &'a Mutex<HashSet<Id>>,
     tx: crossbeam_channel::Sender<Job>,
+    /// Dropped once this walker's stream has produced its first chunk (or ended).
+    started: Option<crossbeam_channel::Sender<()>>,
     summary: Summary,
     warnings: Vec<String>,
     incomplete: bool,
     progress: &'a Progress,
     cancel: &'a CancellationToken,
     force: bool,
+}
+
+/// Add what a stream's walker counted to the main one.
+fn merge_summary(into: &mut Summary, s: &Summary) {
+    into.files_new += s.files_new;
+    into.files_changed += s.files_changed;
+    into.files_unchanged += s.files_unchanged;
+    into.dirs += s.dirs;
+    into.total_bytes += s.total_bytes;
+    into.bytes_read += s.bytes_read;
+    into.blobs_added += s.blobs_added;
+    into.bytes_added += s.bytes_added;
+    into.files_changed_during_read += s.files_changed_during_read;
+    into.entries_skipped += s.entries_skipped;
 }
 
 fn mtime_ns(m: &std::fs::Metadata) -> i64 {
@@ -661,6 +740,7 @@ impl Walker<'_> {
                 Ok(id) => ids.push(id),
                 Err(_) => cancelled = true,
             }
+            self.started = None;
             if cancelled || self.cancel.is_cancelled() {
                 cancelled = true;
                 return Err(conservator_backup_core::Error::Invalid { what: "stream".into(), detail: "cancelled".into() });

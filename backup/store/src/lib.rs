@@ -49,6 +49,12 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// A human description without secrets, e.g. `local:/srv/repo` or `s3:http://host/bucket/prefix`.
     fn describe(&self) -> String;
 
+    /// How many large writes (packs) pay to have in flight at once: each holds a pack in
+    /// memory. A local disk gains nothing from more than one; a remote store hides latency.
+    fn write_concurrency(&self) -> usize {
+        2
+    }
+
     /// Store `data` under `key`, atomically.
     async fn put_opts(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<()>;
 
