@@ -649,20 +649,55 @@ fn daemon_runs_three_tenants_on_schedule_and_stops_cleanly() {
         assert!(check.status.success(), "tenant {} repository check: {}", t.id, String::from_utf8_lossy(&check.stdout));
     }
 
-    // The next start resumes: new successful runs for every tenant.
-    let before = runs.len();
-    let mut child = start();
-    let t0 = Instant::now();
-    loop {
-        let runs = d.json(&["tenant", "runs", "--limit", "1000"]);
-        let new: Vec<&Value> = runs.as_array().unwrap()[..runs.as_array().unwrap().len() - before].iter().collect();
-        if tenants.iter().all(|t| new.iter().any(|r| r["tenant"] == t.id.as_str() && r["status"] == "succeeded")) {
-            break;
+    // The next start resumes: new successful runs for every tenant. This time with no grace
+    // (an environment override of the file): SIGTERM cancels the running backups at once.
+    let check_repos = || {
+        for t in &tenants {
+            let check = Command::new(BIN)
+                .args(["repo", "--json", "--no-progress", "check", "--read-data"])
+                .env("CONSERVATOR_REPO", w.join("state/repositories").join(&t.id))
+                .env("CONSERVATOR_KEY_FILE", w.join("state/keys").join(format!("{}.key", t.id)))
+                .output()
+                .unwrap();
+            assert!(check.status.success(), "tenant {} repository check: {}", t.id, String::from_utf8_lossy(&check.stdout));
         }
-        assert!(t0.elapsed() < Duration::from_secs(90), "the restarted daemon made no new backups: {new:#?}");
-        std::thread::sleep(Duration::from_millis(300));
+    };
+    for round in 0..2 {
+        let before = d.json(&["tenant", "runs", "--limit", "1000"]).as_array().unwrap().len();
+        let mut child = d
+            .command(&["daemon"])
+            .env("CONSERVATOR_DAEMON_SHUTDOWN_GRACE_SECS", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        loop {
+            let runs = d.json(&["tenant", "runs", "--limit", "1000"]);
+            let all = runs.as_array().unwrap();
+            let new = &all[..all.len() - before];
+            let running = new.iter().any(|r| r["status"] == "running");
+            if running && tenants.iter().all(|t| new.iter().any(|r| r["tenant"] == t.id.as_str() && r["status"] == "succeeded")) {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(90), "round {round}: the restarted daemon made no new backups: {new:#?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sigterm(&child);
+        let stopped = Instant::now();
+        let out = wait_output(&mut child);
+        assert_eq!(out.code, 0, "{out}");
+        assert!(stopped.elapsed() < Duration::from_secs(30), "cancelling took {:?}", stopped.elapsed());
+        let runs = d.json(&["tenant", "runs", "--limit", "1000"]);
+        let all = runs.as_array().unwrap();
+        let new = &all[..all.len() - before];
+        assert!(
+            new.iter().all(|r| r["status"] == "succeeded" || r["status"] == "cancelled"),
+            "round {round}: every run ends succeeded or cancelled: {new:#?}"
+        );
+        if let Some(c) = new.iter().find(|r| r["status"] == "cancelled") {
+            assert!(c["error"].as_str().unwrap().contains("cancelled"), "{c}");
+        }
+        check_repos();
     }
-    sigterm(&child);
-    let out = wait_output(&mut child);
-    assert_eq!(out.code, 0, "{out}");
 }

@@ -65,22 +65,15 @@ pub fn looks_compressible(data: &[u8]) -> bool {
 /// Compress (when it pays) and seal `data`, whose id `id` the caller computed with
 /// [`MasterKey::blob_id`].
 pub fn encode_with_id(key: &MasterKey, kind: BlobKind, id: Id, data: &[u8]) -> EncodedBlob {
-    let mut plain = Vec::with_capacity(data.len() + 1);
-    let mut compressed = false;
     if looks_compressible(data)
         && let Ok(c) = zstd::bulk::compress(data, ZSTD_LEVEL)
         && c.len() < data.len() - data.len() / 32
     {
-        plain.push(FLAG_ZSTD);
-        plain.extend_from_slice(&c);
-        compressed = true;
+        let sealed = key.seal_parts(&kind.aad(), &[FLAG_ZSTD], &c);
+        return EncodedBlob { id, kind, sealed, raw_len: data.len() as u32, compressed: true };
     }
-    if !compressed {
-        plain.push(FLAG_RAW);
-        plain.extend_from_slice(data);
-    }
-    let sealed = key.seal(&kind.aad(), &plain);
-    EncodedBlob { id, kind, sealed, raw_len: data.len() as u32, compressed }
+    let sealed = key.seal_parts(&kind.aad(), &[FLAG_RAW], data);
+    EncodedBlob { id, kind, sealed, raw_len: data.len() as u32, compressed: false }
 }
 
 /// Hash, compress and seal `data`.

@@ -233,7 +233,7 @@ async fn run(repo: Arc<Repository>, opts: BackupOptions, progress: Arc<Progress>
 
     // uploader
     let up_repo = repo.clone();
-    // Packs written at once, each holding a pack in memory: one for a local disk, more for S3.
+    // Packs written at once, each holding a pack in memory.
     let uploads_in_flight = repo.store.write_concurrency().max(1);
     let up_progress = progress.clone();
     let uploader = tokio::spawn(async move {
@@ -621,9 +621,16 @@ impl Walker<'_> {
             let r = f.read_to_end(&mut buf).map(|n| n as u64).map_err(|e| Error::io("read", path, e));
             match r {
                 Ok(n) => {
-                    for (o, l) in chunk_slice(&buf, params) {
-                        content.push(self.save_blob(BlobKind::Data, buf[o..o + l].to_vec())?);
-                        self.progress.add_done(l as u64);
+                    let bounds = chunk_slice(&buf, params);
+                    if bounds.len() == 1 {
+                        // one chunk (every file under the minimum chunk size): no copy
+                        content.push(self.save_blob(BlobKind::Data, buf)?);
+                        self.progress.add_done(n);
+                    } else {
+                        for (o, l) in bounds {
+                            content.push(self.save_blob(BlobKind::Data, buf[o..o + l].to_vec())?);
+                            self.progress.add_done(l as u64);
+                        }
                     }
                     Ok(n)
                 }

@@ -106,10 +106,6 @@ impl ObjectStore for LocalStore {
         self.name.clone()
     }
 
-    fn write_concurrency(&self) -> usize {
-        1
-    }
-
     async fn put_opts(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<()> {
         let this = self.clone();
         let key = key.to_owned();
