@@ -84,9 +84,12 @@ pub fn encode(key: &MasterKey, kind: BlobKind, data: &[u8]) -> EncodedBlob {
 /// Open a sealed blob, decompress it and check it hashes to `id`.
 pub fn decode(key: &MasterKey, kind: BlobKind, id: &Id, raw_len: u32, sealed: &[u8]) -> Result<Vec<u8>> {
     let what = format!("blob {}", id.short());
-    let plain = key.open(&kind.aad(), sealed, &what)?;
+    let mut plain = key.open_in_place(&kind.aad(), sealed, &what)?;
     let data = match plain.first() {
-        Some(&FLAG_RAW) => plain[1..].to_vec(),
+        Some(&FLAG_RAW) => {
+            plain.drain(..1); // a move within the buffer: no second allocation
+            plain
+        }
         Some(&FLAG_ZSTD) => zstd::bulk::decompress(&plain[1..], raw_len as usize)
             .map_err(|e| Error::malformed(what.clone(), format!("zstd: {e}")))?,
         _ => return Err(Error::malformed(what, "unknown compression flag")),
