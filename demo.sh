@@ -10,12 +10,12 @@
 #      and prints the proof: every table's CHECKSUM TABLE equal, every media file identical.
 # Environment:
 #   DEMO_DIR   work directory (default /var/tmp/conservator-demo; wiped at start)
-#   DEMO_SIZE  tenant size (default 100MB: 20 % database, 80 % media; 1GB for a big one)
+#   DEMO_SIZE  tenant size (default 300MB: 20 % database, 80 % media; 1GB for a big one)
 #   DEMO_PORT  the daemon's /healthz and /metrics port (default 9187)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DIR=${DEMO_DIR:-/var/tmp/conservator-demo}
-SIZE=${DEMO_SIZE:-100MB}
+SIZE=${DEMO_SIZE:-300MB}
 PORT=${DEMO_PORT:-9187}
 TENANT=ca-1a2b3c4d
 DB=ca_1a2b3c4d
@@ -103,12 +103,21 @@ say "conservator config check"
 say "conservator daemon --config $CONSERVATOR_CONFIG (log: $DIR/daemon.log)"
 CONSERVATOR_LOG=${CONSERVATOR_LOG:-info} "$BIN" daemon >"$DIR/daemon.log" 2>&1 &
 DAEMON_PID=$!
-succeeded() { "$BIN" tenant runs "$TENANT" --json --limit 100 | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin) if r["kind"]=="backup" and r["status"]=="succeeded"))'; }
+succeeded() {
+    "$BIN" tenant runs "$TENANT" --json --limit 100 2>>"$DIR/runs.err" | python3 -c '
+import json, sys
+try:
+    print(sum(1 for r in json.load(sys.stdin) if r["kind"] == "backup" and r["status"] == "succeeded"))
+except Exception:
+    print(0)'
+}
 wait_backups() {
     local want=$1
     for _ in $(seq 600); do
         kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$DIR/daemon.log" >&2; die "the daemon stopped"; }
-        (($(succeeded) >= want)) && return 0
+        local n
+        n=$(succeeded)
+        ((${n:-0} >= want)) && return 0
         sleep 1
     done
     cat "$DIR/daemon.log" >&2

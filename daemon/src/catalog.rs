@@ -160,21 +160,17 @@ impl Catalog {
         Ok(c)
     }
 
+    /// Bring the schema to the newest version. Several processes may open a new catalog at
+    /// once (the daemon and a `tenant runs` beside it): the version is read and the migrations
+    /// applied inside one `BEGIN IMMEDIATE` transaction, which takes SQLite's write lock first,
+    /// so exactly one of them migrates and the others see the result.
     async fn migrate(&self) -> Result<()> {
-        let v: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&self.pool).await?;
-        if v as usize > MIGRATIONS.len() {
-            anyhow::bail!(
-                "the catalog has schema version {v}, newer than this conservator knows ({}): upgrade conservator",
-                MIGRATIONS.len()
-            );
-        }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(v as usize) {
-            let mut tx = self.pool.begin().await?;
-            sqlx::raw_sql(m).execute(&mut *tx).await.with_context(|| format!("catalog migration {}", i + 1))?;
-            sqlx::raw_sql(&format!("PRAGMA user_version = {}", i + 1)).execute(&mut *tx).await?;
-            tx.commit().await?;
-        }
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await.context("lock the catalog for migration")?;
+        let r = migrate_locked(&mut conn).await;
+        let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        sqlx::raw_sql(end).execute(&mut *conn).await?;
+        r
     }
 
     /// Mark runs left `running` by a daemon that died as `interrupted`; returns how many.
@@ -255,6 +251,21 @@ impl Catalog {
     }
 }
 
+async fn migrate_locked(conn: &mut sqlx::SqliteConnection) -> Result<()> {
+    let v: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *conn).await?;
+    if v as usize > MIGRATIONS.len() {
+        anyhow::bail!(
+            "the catalog has schema version {v}, newer than this conservator knows ({}): upgrade conservator",
+            MIGRATIONS.len()
+        );
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(v as usize) {
+        sqlx::raw_sql(m).execute(&mut *conn).await.with_context(|| format!("catalog migration {}", i + 1))?;
+        sqlx::raw_sql(&format!("PRAGMA user_version = {}", i + 1)).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 fn row_to_run(r: &sqlx::sqlite::SqliteRow) -> Result<Run> {
     let t = |s: Option<String>| s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok()).map(|d| d.to_utc());
     let u = |v: Option<i64>| v.map(|x| x as u64);
@@ -287,6 +298,30 @@ fn row_to_run(r: &sqlx::sqlite::SqliteRow) -> Result<Run> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn many_processes_opening_a_new_catalog_at_once_all_succeed() {
+        for round in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}/catalog.db", dir.path().display());
+            // Each opener on a thread and runtime of its own, as separate processes would be.
+            let opens: Vec<_> = (0..6)
+                .map(|_| {
+                    let url = url.clone();
+                    std::thread::spawn(move || {
+                        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                        rt.block_on(async { Catalog::open(&url).await.map(|c| drop(c)) })
+                    })
+                })
+                .collect();
+            for h in opens {
+                h.join().unwrap().unwrap_or_else(|e| panic!("round {round}: {e:#}"));
+            }
+            let cats = [Catalog::open(&url).await.unwrap(), Catalog::open(&url).await.unwrap()];
+            let id = cats[0].start("ca-1a2b3c4d", "backup", "manual").await.unwrap();
+            assert_eq!(cats[1].runs(None, 10).await.unwrap()[0].id, id);
+        }
+    }
 
     #[tokio::test]
     async fn runs_round_trip_and_interrupted_ones_are_recovered() {
