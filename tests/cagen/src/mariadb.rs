@@ -30,10 +30,18 @@ pub struct MariaDb {
 impl MariaDb {
     /// Starts a server; panics with the reason (and the server log) if it cannot.
     pub fn start() -> MariaDb {
-        match MariaDb::try_start() {
-            Ok(db) => db,
-            Err(e) => panic!("starting a private MariaDB server: {e:#}"),
+        // A port taken between probing and binding makes the server exit: try again.
+        let mut last = None;
+        for attempt in 1..=3 {
+            match MariaDb::try_start() {
+                Ok(db) => return db,
+                Err(e) => {
+                    eprintln!("harness: MariaDB start attempt {attempt} failed: {e:#}");
+                    last = Some(e);
+                }
+            }
         }
+        panic!("starting a private MariaDB server: {:#}", last.expect("an error"))
     }
 
     /// Starts a server: `mariadb-install-db` into a fresh data directory, then `mariadbd` on a
@@ -52,6 +60,9 @@ impl MariaDb {
             .arg("--user=root")
             .arg("--auth-root-authentication-method=socket")
             .arg("--skip-test-db")
+            // passed on to the bootstrap server: its temporary tables too must stay out of a
+            // shared /tmp, where another server starting meanwhile would delete them
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .stdin(Stdio::null())
             .output()
             .context("running mariadb-install-db")?;
