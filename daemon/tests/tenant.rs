@@ -466,7 +466,14 @@ fn failing_dumps_are_failed_backups_with_their_cause() {
     let v = out.json();
     assert_eq!(v["status"], "failed", "{out}");
     let err = v["error"].as_str().unwrap();
-    assert!(err.contains("Lost connection") || err.contains("server has gone away"), "{err}");
+    // mariadb-dump names the lost connection when the server dies during a query; once (in
+    // 5 runs here) it exited 2 without a word when the server died between two statements:
+    // then its exit status is the cause given. Never a success, never a restore point.
+    assert!(
+        err.contains("Lost connection") || err.contains("server has gone away") || err.contains("exited with exit status: 2"),
+        "{err}"
+    );
+    assert!(v["snapshot_id"].is_null() || err.contains("kept as incomplete"), "{err}");
     assert!(!socket.exists() || std::os::unix::net::UnixStream::connect(&socket).is_err());
 }
 
