@@ -26,6 +26,10 @@ die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- 1. what is missing
 command -v cargo >/dev/null || die "cargo is missing: install Rust from https://rustup.rs"
+if ! command -v python3 >/dev/null; then
+    [[ $EUID -eq 0 ]] || die "python3 is missing: apt-get install python3"
+    apt-get install -y -q python3 >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q python3 >/dev/null; }
+fi
 if ! command -v mariadbd >/dev/null && [[ ! -x /usr/sbin/mariadbd ]] || ! command -v mariadb-dump >/dev/null; then
     [[ $EUID -eq 0 ]] || die "MariaDB is missing: run as root, or apt-get install mariadb-server mariadb-client"
     say "installing MariaDB (apt-get install mariadb-server mariadb-client)"
@@ -103,20 +107,22 @@ say "conservator config check"
 say "conservator daemon --config $CONSERVATOR_CONFIG (log: $DIR/daemon.log)"
 CONSERVATOR_LOG=${CONSERVATOR_LOG:-info} "$BIN" daemon >"$DIR/daemon.log" 2>&1 &
 DAEMON_PID=$!
+# succeeded [SINCE]: how many backups succeeded (that started after SINCE, UTC seconds)
 succeeded() {
     "$BIN" tenant runs "$TENANT" --json --limit 100 2>>"$DIR/runs.err" | python3 -c '
 import json, sys
+since = sys.argv[1] if len(sys.argv) > 1 else ""
 try:
-    print(sum(1 for r in json.load(sys.stdin) if r["kind"] == "backup" and r["status"] == "succeeded"))
+    print(sum(1 for r in json.load(sys.stdin)
+              if r["kind"] == "backup" and r["status"] == "succeeded" and r["started_at"][:19] > since))
 except Exception:
-    print(0)'
+    print(0)' "${1:-}" || true
 }
-wait_backups() {
-    local want=$1
+wait_backups() { # WANT [SINCE]
+    local want=$1 since=${2:-} n
     for _ in $(seq 600); do
         kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$DIR/daemon.log" >&2; die "the daemon stopped"; }
-        local n
-        n=$(succeeded)
+        n=$(succeeded "$since")
         ((${n:-0} >= want)) && return 0
         sleep 1
     done
@@ -129,7 +135,8 @@ echo "first scheduled backup done"
 
 say "a day of use: ~1 % of rows changed, logins, 50 new uploads"
 "$GEN" day --socket "$DIR/mariadb/sock" --database "$DB" --ca-root "$DIR/ca" --app-name "$APP" --size "$SIZE" --day 1 >/dev/null
-wait_backups 2
+DAY_DONE=$(date -u +%Y-%m-%dT%H:%M:%S)
+wait_backups 1 "$DAY_DONE"   # a backup that started after the day's changes were all in
 echo "next scheduled backup done (incremental)"
 "$BIN" tenant runs "$TENANT" --limit 2
 echo

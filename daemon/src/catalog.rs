@@ -39,6 +39,8 @@ CREATE TABLE runs (
     error           TEXT
 );
 CREATE INDEX runs_by_tenant ON runs (tenant, started_at);
+", "
+ALTER TABLE runs ADD COLUMN retention_error TEXT;
 "];
 
 /// A run's outcome.
@@ -103,6 +105,8 @@ pub struct RunFacts {
     pub schema_revision: Option<i64>,
     /// Snapshots removed by retention after the run.
     pub snapshots_forgotten: Option<u64>,
+    /// Why retention could not be applied after a backup that succeeded (retried next run).
+    pub retention_error: Option<String>,
 }
 
 /// One row.
@@ -150,11 +154,19 @@ impl Catalog {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .with_context(|| format!("open the catalog {url}"))?;
+        // Switching a new file to WAL needs a moment of exclusive access, which SQLite's busy
+        // timeout does not wait for: several processes creating the catalog at once retry.
+        let mut attempt = 0;
+        let pool = loop {
+            match SqlitePoolOptions::new().max_connections(4).connect_with(opts.clone()).await {
+                Ok(p) => break p,
+                Err(e) if attempt < 20 && e.to_string().contains("database is locked") => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(25 * attempt)).await;
+                }
+                Err(e) => return Err(anyhow::Error::from(e).context(format!("open the catalog {url}"))),
+            }
+        };
         let c = Catalog { pool };
         c.migrate().await?;
         Ok(c)
@@ -197,14 +209,16 @@ impl Catalog {
         Ok(r.last_insert_rowid())
     }
 
-    /// Record how a run ended (once: a finished run is never changed again).
+    /// Record how a run ended (once: a finished run is never changed again). A run marked
+    /// `interrupted` by a daemon that started while it was still going (a CLI run beside the
+    /// daemon) gets its real outcome.
     pub async fn finish(&self, id: i64, status: Status, facts: &RunFacts, error: Option<&str>, duration_secs: f64) -> Result<()> {
         let n = |v: Option<u64>| v.map(|x| x as i64);
         sqlx::query(
             "UPDATE runs SET status = ?2, finished_at = ?3, duration_secs = ?4, snapshot_id = ?5, logical_bytes = ?6, \
              bytes_added = ?7, bytes_stored = ?8, db_bytes = ?9, media_bytes = ?10, gtid = ?11, binlog_file = ?12, \
-             binlog_pos = ?13, schema_revision = ?14, snapshots_forgotten = ?15, error = ?16 \
-             WHERE id = ?1 AND status = 'running'",
+             binlog_pos = ?13, schema_revision = ?14, snapshots_forgotten = ?15, error = ?16, retention_error = ?17 \
+             WHERE id = ?1 AND status IN ('running', 'interrupted')",
         )
         .bind(id)
         .bind(status.as_str())
@@ -222,6 +236,7 @@ impl Catalog {
         .bind(facts.schema_revision)
         .bind(n(facts.snapshots_forgotten))
         .bind(error)
+        .bind(&facts.retention_error)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -290,6 +305,7 @@ fn row_to_run(r: &sqlx::sqlite::SqliteRow) -> Result<Run> {
             binlog_pos: u(r.try_get("binlog_pos")?),
             schema_revision: r.try_get("schema_revision")?,
             snapshots_forgotten: u(r.try_get("snapshots_forgotten")?),
+            retention_error: r.try_get("retention_error")?,
         },
         error: r.try_get("error")?,
     })

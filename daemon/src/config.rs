@@ -426,6 +426,9 @@ pub fn load(
         if let Err(e) = conservator_store::parse_object_lock(l) {
             problems.push(format!("[repository] object_lock: {e}"));
         }
+        if !repository.location.as_deref().is_some_and(|loc| loc.starts_with("s3:")) {
+            problems.push("[repository] object_lock applies to S3 repositories only: set an s3: location or remove it".into());
+        }
     }
     let default_schedule = match Schedule::parse(&defaults.schedule) {
         Ok(s) => Some(s),
@@ -717,6 +720,19 @@ schema = "ca_deadbeef"
         let all = load(&fixed, &BTreeMap::new(), &no_files).unwrap_err().to_string();
         assert!(all.contains("schedule \"every day at noon\" is not a cron expression"), "{all}");
         assert!(all.contains("missing secret: cannot read password_file /run/secrets/none"), "{all}");
+    }
+
+    #[test]
+    fn object_lock_needs_s3() {
+        let p = load("version = 1\n[repository]\nobject_lock = \"compliance:30\"\n", &BTreeMap::new(), &no_files).unwrap_err();
+        assert!(p.to_string().contains("object_lock applies to S3 repositories only"), "{p}");
+        let c = load(
+            "version = 1\n[repository]\nlocation = \"s3:https://s3.example.com/b/eu\"\nobject_lock = \"compliance:30\"\n",
+            &BTreeMap::new(),
+            &no_files,
+        )
+        .unwrap();
+        assert_eq!(c.repository.object_lock.as_deref(), Some("compliance:30"));
     }
 
     #[test]

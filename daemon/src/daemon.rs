@@ -122,6 +122,20 @@ async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render())
 }
 
+/// Removes a tenant from the running set when dropped.
+struct Release {
+    running: Arc<Mutex<HashMap<String, ()>>>,
+    tenant: String,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.running.lock() {
+            r.remove(&self.tenant);
+        }
+    }
+}
+
 /// Run the daemon until SIGTERM/SIGINT.
 pub async fn run(cfg: Config, catalog: Catalog) -> Result<()> {
     let cfg = Arc::new(cfg);
@@ -186,7 +200,12 @@ pub async fn run(cfg: Config, catalog: Catalog) -> Result<()> {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a backup task panicked; its catalog row is marked interrupted at the next start");
+                }
+                continue;
+            }
         }
         let t: TenantConfig = cfg.tenants[i].clone();
         next[0].0 = t.schedule.next_after(when.max(Utc::now())).unwrap_or(when + chrono::Duration::days(3650));
@@ -200,6 +219,8 @@ pub async fn run(cfg: Config, catalog: Catalog) -> Result<()> {
         let (cfg2, catalog2, metrics2, slots2, running2, cancel2, shutdown2) =
             (cfg.clone(), catalog.clone(), metrics.clone(), slots.clone(), running.clone(), work_cancel.clone(), shutdown.clone());
         tasks.spawn(async move {
+            // Whatever ends this task (a panic included), the tenant is free again.
+            let _free = Release { running: running2, tenant: t.id.clone() };
             let go = async {
                 tokio::time::sleep(Duration::from_millis(jitter)).await;
                 slots2.acquire_owned().await.expect("semaphore open")
@@ -217,7 +238,6 @@ pub async fn run(cfg: Config, catalog: Catalog) -> Result<()> {
                     Err(e) => tracing::error!(tenant = %t.id, error = %format!("{e:#}"), "recording the backup failed"),
                 }
             }
-            running2.lock().expect("running set").remove(&t.id);
         });
     }
 

@@ -50,7 +50,7 @@ pub async fn open_repo(cfg: &Config, t: &TenantConfig, create: bool) -> Result<A
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(anyhow!("read the key file of tenant {} at {}: {e}", t.id, key_file.display())),
     };
-    let store = if create { conservator_store::open_creating(&location).await? } else { conservator_store::open(&location)? };
+    let store = conservator_store::open_locked(&location, cfg.repository.object_lock.as_deref(), create).await?;
     match key_text {
         Some(k) => {
             let secret = Secret::parse_key_file(&k).with_context(|| format!("key file {}", key_file.display()))?;
@@ -173,7 +173,10 @@ pub async fn backup(
     let run_id = catalog.start(&t.id, "backup", trigger).await?;
     let started = Instant::now();
     let mut facts = RunFacts::default();
-    let outcome = backup_inner(cfg, t, &mut facts, progress, cancel).await;
+    // The safety backup before an in-place restore applies no retention: retention could
+    // forget and prune the very snapshot about to be restored.
+    let retention = trigger != "pre-restore";
+    let outcome = backup_inner(cfg, t, &mut facts, progress, cancel, retention).await;
     let (status, error) = match outcome {
         Ok(()) => (Status::Succeeded, None),
         Err(e) if cancel.is_cancelled() => (Status::Cancelled, Some(format!("cancelled: {e:#}"))),
@@ -194,6 +197,7 @@ async fn backup_inner(
     facts: &mut RunFacts,
     progress: Arc<Progress>,
     cancel: &CancellationToken,
+    retention: bool,
 ) -> Result<()> {
     let repo = open_repo(cfg, t, true).await?;
     let schema = &t.database.schema;
@@ -274,19 +278,30 @@ async fn backup_inner(
             res.id.short()
         );
     }
-    // Retention, per tenant.
-    let plan = conservator_backup::prune::forget(&repo, &t.retention.policy(), &[tenant_tag(t)], false).await?;
-    let removed = plan.remove().len() as u64;
-    facts.snapshots_forgotten = Some(removed);
-    if removed > 0 {
-        conservator_backup::prune::prune(
-            repo,
-            false,
-            conservator_backup::prune::REPACK_UNUSED_PERCENT,
-            Arc::new(Progress::default()),
-            cancel,
-        )
-        .await?;
+    // Retention, per tenant. The restore point is made whatever happens here: a retention
+    // that fails (or is cancelled) is a warning on a succeeded run, and the next run retries it.
+    if retention {
+        let applied = async {
+            let plan = conservator_backup::prune::forget(&repo, &t.retention.policy(), &[tenant_tag(t)], false).await?;
+            let removed = plan.remove().len() as u64;
+            facts.snapshots_forgotten = Some(removed);
+            if removed > 0 {
+                conservator_backup::prune::prune(
+                    repo.clone(),
+                    false,
+                    conservator_backup::prune::REPACK_UNUSED_PERCENT,
+                    Arc::new(Progress::default()),
+                    cancel,
+                )
+                .await?;
+            }
+            Ok::<_, conservator_backup::Error>(())
+        }
+        .await;
+        if let Err(e) = applied {
+            tracing::warn!(tenant = %t.id, error = %e, "retention was not applied; the next backup tries again");
+            facts.retention_error = Some(format!("{e}"));
+        }
     }
     Ok(())
 }
@@ -368,6 +383,7 @@ pub async fn restore(
     let r = restore_inner(cfg, t, catalog, opts, progress, cancel, started).await;
     let (status, err) = match &r {
         Ok(_) => (Status::Succeeded, None),
+        Err(e) if cancel.is_cancelled() => (Status::Cancelled, Some(format!("cancelled: {e:#}"))),
         Err(e) => (Status::Failed, Some(format!("{e:#}"))),
     };
     let facts = RunFacts {
@@ -457,25 +473,21 @@ async fn restore_inner(
         }
     }
 
-    // 1. The database.
-    let charset = snap.meta.get("db_charset").cloned().unwrap_or_else(|| "utf8mb4".into());
-    let collation = snap.meta.get("db_collation").cloned().unwrap_or_else(|| "utf8mb4_general_ci".into());
-    if opts.in_place {
-        query(t, None, &format!("DROP DATABASE IF EXISTS `{database}`")).await?;
-    }
-    query(t, None, &format!("CREATE DATABASE `{database}` CHARACTER SET {charset} COLLATE {collation}")).await?;
-    let loaded = load_dump(&repo, &snap, &stream.name, t, &source_db, &database, progress.clone(), cancel).await;
-    let renamed = match loaded {
-        Ok(r) => r,
-        Err(e) => {
-            if !opts.in_place {
-                let _ = query(t, None, &format!("DROP DATABASE IF EXISTS `{database}`")).await;
-            }
-            return Err(e.context(format!("load the dump into {database}")));
-        }
+    // Nothing live is touched until everything that can fail without harm is done: first
+    // the media, into a staging directory beside the target (needs the disk space; a damaged
+    // pack or a full disk fails here, with the live tenant untouched), then the database,
+    // then the staged media swapped in.
+    let after_safety = |e: anyhow::Error| match &safety_snapshot {
+        Some(s) => e.context(format!(
+            "the live state before this restore is snapshot {}: `conservator tenant restore {} --snapshot {} --in-place` brings it back",
+            &s[..8],
+            t.id,
+            &s[..12]
+        )),
+        None => e,
     };
 
-    // 2. The media, into a fresh directory beside the target, then moved into place.
+    // 1. The media, staged.
     let parent = media_dir.parent().ok_or_else(|| anyhow!("media directory {} has no parent", media_dir.display()))?;
     std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
     let staging = parent.join(format!(
@@ -489,9 +501,39 @@ async fn restore_inner(
         parallel: 4,
         subpath_at_target: true,
     };
-    let media = conservator_backup::restore::restore(repo.clone(), &snap, &ropts, progress.clone(), cancel)
-        .await
-        .with_context(|| format!("restore the media into {}", staging.display()))?;
+    let media = match conservator_backup::restore::restore(repo.clone(), &snap, &ropts, progress.clone(), cancel).await {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(anyhow::Error::from(e).context(format!(
+                "restore the media into {} (nothing live was changed)",
+                staging.display()
+            )));
+        }
+    };
+
+    // 2. The database.
+    let charset = snap.meta.get("db_charset").cloned().unwrap_or_else(|| "utf8mb4".into());
+    let collation = snap.meta.get("db_collation").cloned().unwrap_or_else(|| "utf8mb4_general_ci".into());
+    let db_step = async {
+        if opts.in_place {
+            query(t, None, &format!("DROP DATABASE IF EXISTS `{database}`")).await?;
+        }
+        query(t, None, &format!("CREATE DATABASE `{database}` CHARACTER SET {charset} COLLATE {collation}")).await?;
+        load_dump(&repo, &snap, &stream.name, t, &source_db, &database, progress.clone(), cancel).await
+    };
+    let renamed = match db_step.await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            if !opts.in_place {
+                let _ = query(t, None, &format!("DROP DATABASE IF EXISTS `{database}`")).await;
+            }
+            return Err(after_safety(e.context(format!("load the dump into {database}"))));
+        }
+    };
+
+    // 3. The staged media swapped in.
     let mut previous_media = None;
     if opts.in_place && media_dir.exists() {
         let aside = parent.join(format!(
@@ -499,12 +541,21 @@ async fn restore_inner(
             media_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
         ));
-        std::fs::rename(&media_dir, &aside).with_context(|| format!("move the live media aside to {}", aside.display()))?;
+        std::fs::rename(&media_dir, &aside)
+            .with_context(|| format!("move the live media aside to {} (the restored media is at {})", aside.display(), staging.display()))
+            .map_err(after_safety)?;
         previous_media = Some(aside);
     } else if media_dir.exists() {
         std::fs::remove_dir(&media_dir).with_context(|| format!("replace the empty {}", media_dir.display()))?;
     }
-    std::fs::rename(&staging, &media_dir).with_context(|| format!("move the restored media to {}", media_dir.display()))?;
+    if let Err(e) = std::fs::rename(&staging, &media_dir) {
+        let was = previous_media.as_ref().map(|p| format!("; the live media was moved to {}", p.display())).unwrap_or_default();
+        return Err(after_safety(anyhow!(
+            "move the restored media from {} to {}: {e}{was}",
+            staging.display(),
+            media_dir.display()
+        )));
+    }
 
     // 3. Extra paths (configuration): in place to where they were, else beside the media.
     let extras: Vec<&String> = snap.paths.iter().filter(|p| Path::new(p.as_str()) != source_media).collect();

@@ -710,6 +710,23 @@ impl Walker<'_> {
             }
         };
         let mut stderr = child.stderr.take().expect("piped stderr");
+        let stdout = child.stdout.take().expect("piped stdout");
+        // Cancellation must reach a command that writes nothing for a while (a dump waiting for
+        // a lock or a connection): a watcher kills it, which ends its output and so this stream.
+        let child = Arc::new(Mutex::new(child));
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let (child, finished, cancel) = (child.clone(), finished.clone(), self.cancel.clone());
+            std::thread::spawn(move || {
+                while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+                    if cancel.is_cancelled() {
+                        let _ = child.lock().expect("child").kill();
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
         let err_thread = std::thread::spawn(move || {
             let mut tail: Vec<u8> = Vec::new();
             let mut buf = [0u8; 8192];
@@ -725,7 +742,6 @@ impl Walker<'_> {
             let start = tail.len().saturating_sub(4096);
             String::from_utf8_lossy(&tail[start..]).into_owned()
         });
-        let stdout = child.stdout.take().expect("piped stdout");
         let params: ChunkerParams = self.repo.config.chunker_streams;
         let mut ids = Vec::new();
         let mut cancelled = false;
@@ -755,13 +771,28 @@ impl Walker<'_> {
             Ok(())
         });
         if cancelled {
+            finished.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = watcher.join();
+            let mut child = child.lock().expect("child");
             let _ = child.kill();
             let _ = child.wait();
             return Err(Error::Cancelled);
         }
         let read_err = res.as_ref().err().map(|e| e.to_string());
         let size = res.unwrap_or(0);
-        let status = child.wait().map_err(|e| Error::Command { name: s.name.clone(), command: prog.clone(), source: e })?;
+        finished.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = watcher.join();
+        if self.cancel.is_cancelled() {
+            let mut child = child.lock().expect("child");
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Cancelled);
+        }
+        let status = child
+            .lock()
+            .expect("child")
+            .wait()
+            .map_err(|e| Error::Command { name: s.name.clone(), command: prog.clone(), source: e })?;
         let mut tail = err_thread.join().unwrap_or_default();
         if let Some(e) = &read_err {
             tail.push_str(&format!("\n(conservator: reading the stream failed: {e})"));

@@ -96,15 +96,32 @@ impl Repository {
                 store.describe()
             )));
         }
+        let mut stale = false;
         for k in &keys {
             let rec = KeyRecord::from_json(&store.get(&k.key).await?)?;
             let secret = secret.clone();
             let opened = tokio::task::spawn_blocking(move || rec.unwrap_key(&secret)).await.expect("kdf task")?;
             if let Some(key) = opened {
-                let config = RepoConfig::decode(&key, &config_bytes)?;
-                let key_id = k.key.trim_start_matches("keys/").to_string();
-                return Ok(Repository { store, key, config, key_id });
+                // A record can unwrap with this secret yet hold another master key: left by an
+                // `init` that was cut off before it wrote `config`, then run again. Only the
+                // record whose key opens `config` is the repository's; keep looking.
+                match RepoConfig::decode(&key, &config_bytes) {
+                    Ok(config) => {
+                        let key_id = k.key.trim_start_matches("keys/").to_string();
+                        return Ok(Repository { store, key, config, key_id });
+                    }
+                    Err(e) => {
+                        tracing::warn!(record = %k.key, "a key record opens with this secret but not the repository's config: {e}");
+                        stale = true;
+                    }
+                }
             }
+        }
+        if stale {
+            return Err(Error::Invalid(format!(
+                "repository {}: the key records this secret opens belong to an interrupted `init`, none opens its config",
+                store.describe()
+            )));
         }
         Err(CoreError::WrongKey { count: keys.len() }.into())
     }

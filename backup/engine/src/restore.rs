@@ -24,6 +24,9 @@ use crate::index::MasterIndex;
 use crate::repo::Repository;
 use crate::{Error, Progress, Result, lock};
 
+/// How long a restore waits for a running prune to finish.
+pub const RESTORE_LOCK_WAIT: Duration = Duration::from_secs(300);
+
 /// Largest coalesced read of a pack during restore.
 const MAX_RANGE: u64 = 8 << 20;
 
@@ -146,7 +149,9 @@ pub async fn restore(
     progress: Arc<Progress>,
     cancel: &CancellationToken,
 ) -> Result<RestoreSummary> {
-    let guard = lock::acquire(&repo.store, false, "restore", Duration::from_secs(0)).await?;
+    // A shared lock: a prune (exclusive) waits for this restore, and this restore waits up to
+    // RESTORE_LOCK_WAIT for a running prune rather than failing at once.
+    let guard = lock::acquire(&repo.store, false, "restore", RESTORE_LOCK_WAIT).await?;
     let r = restore_locked(repo, snap, opts, progress, cancel).await;
     let _ = guard.release().await;
     r
@@ -368,6 +373,20 @@ fn apply_meta(path: &Path, node: &Node, is_root: bool) -> Result<()> {
 
 /// Write a named stream to `out`, in order, verifying every blob.
 pub async fn restore_stream(
+    repo: Arc<Repository>,
+    snap: &Snapshot,
+    name: &str,
+    out: &mut (dyn std::io::Write + Send),
+    progress: Arc<Progress>,
+    cancel: &CancellationToken,
+) -> Result<u64> {
+    let guard = lock::acquire(&repo.store, false, "restore", RESTORE_LOCK_WAIT).await?;
+    let r = restore_stream_locked(repo, snap, name, out, progress, cancel).await;
+    let _ = guard.release().await;
+    r
+}
+
+async fn restore_stream_locked(
     repo: Arc<Repository>,
     snap: &Snapshot,
     name: &str,

@@ -128,6 +128,29 @@ fn s3_config(rest: &str) -> Result<S3Config> {
     Ok(cfg)
 }
 
+/// [`open`] / [`open_creating`] with Object Lock retention given by the caller (the daemon's
+/// `[repository] object_lock`) instead of the environment; `None` leaves the environment's.
+pub async fn open_locked(location: &str, object_lock: Option<&str>, creating: bool) -> Result<DynStore> {
+    let Some(lock) = object_lock else {
+        return if creating { open_creating(location).await } else { open(location) };
+    };
+    match location.strip_prefix("s3:") {
+        Some(rest) => {
+            let mut cfg = s3_config(rest)?;
+            cfg.object_lock = Some(parse_object_lock(lock)?);
+            let store = S3Store::new(cfg)?;
+            if creating {
+                store.create_bucket_if_missing(true).await?;
+            }
+            Ok(Arc::new(store))
+        }
+        None => Err(Error::BadLocation {
+            location: location.to_string(),
+            why: "object_lock applies to S3 repositories only: remove it or use an s3: location".into(),
+        }),
+    }
+}
+
 /// `governance:DAYS` or `compliance:DAYS`.
 pub fn parse_object_lock(v: &str) -> Result<(LockMode, u32)> {
     let bad = || Error::BadLocation {
