@@ -723,6 +723,54 @@ pub async fn preflight(cfg: &Config) -> Vec<String> {
     problems
 }
 
+/// The start-time checks that need no valid configuration, run on the raw file when it does not
+/// load, so that one start lists every problem: the repository base, and each tenant's media
+/// directory and database endpoint (a socket that answers, a TCP port that accepts; the login
+/// itself is checked once the file is valid).
+pub async fn preflight_raw(text: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Ok(doc) = toml::from_str::<toml::Table>(text) else { return problems };
+    let get = |t: &toml::Table, k: &str| t.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let empty = toml::Table::new();
+    let daemon = doc.get("daemon").and_then(|v| v.as_table()).unwrap_or(&empty);
+    let repo = doc.get("repository").and_then(|v| v.as_table()).unwrap_or(&empty);
+    let state_dir = get(daemon, "state_dir").unwrap_or_else(|| "/var/lib/conservator".into());
+    let base = get(repo, "location").unwrap_or_else(|| format!("{}/repositories", state_dir.trim_end_matches('/')));
+    match conservator_store::open_creating(&base).await {
+        Ok(store) => {
+            if let Err(e) = store.probe().await {
+                problems.push(format!("repository {base} is not writable: {e}"));
+            }
+        }
+        Err(e) => problems.push(format!("repository {base} cannot be opened: {e}")),
+    }
+    for (i, t) in doc.get("tenant").and_then(|v| v.as_array()).into_iter().flatten().enumerate() {
+        let Some(t) = t.as_table() else { continue };
+        let label = get(t, "id").map(|id| format!("tenant {id}")).unwrap_or_else(|| format!("tenant #{}", i + 1));
+        if let Some(m) = get(t, "media") {
+            if let Err(e) = std::fs::read_dir(&m) {
+                problems.push(format!("{label}: media directory {m}: {e}"));
+            }
+        }
+        let Some(db) = t.get("database").and_then(|v| v.as_table()) else { continue };
+        if let Some(sock) = get(db, "socket") {
+            if let Err(e) = std::os::unix::net::UnixStream::connect(&sock) {
+                problems.push(format!("{label}: database unreachable: socket {sock}: {e}"));
+            }
+        } else if let Some(host) = get(db, "host") {
+            let port = db.get("port").and_then(|v| v.as_integer()).unwrap_or(3306);
+            let addr = format!("{host}:{port}");
+            let reach = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(&addr)).await;
+            match reach {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => problems.push(format!("{label}: database unreachable at {addr}: {e}")),
+                Err(_) => problems.push(format!("{label}: database unreachable at {addr}: no answer within 5 s")),
+            }
+        }
+    }
+    problems
+}
+
 fn which(tool: &str) -> Option<PathBuf> {
     if tool.contains('/') {
         return Path::new(tool).exists().then(|| PathBuf::from(tool));

@@ -104,6 +104,21 @@ fn load(g: &ConfigArgs) -> Result<Config> {
     config::load_file(path).map_err(|p| anyhow!("{}", p.to_string().trim_end()))
 }
 
+/// Load for the daemon and `config check`: when the file has problems, the start-time checks
+/// that can run on it anyway are added, so one run lists every problem.
+async fn load_checked(g: &ConfigArgs) -> Result<Config> {
+    let path = g.config.as_ref().ok_or_else(|| anyhow!("no configuration given: pass --config FILE or set CONSERVATOR_CONFIG"))?;
+    match config::load_file(path) {
+        Ok(c) => Ok(c),
+        Err(mut p) => {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                p.0.extend(tenant::preflight_raw(&text).await);
+            }
+            Err(anyhow!("{}", p.to_string().trim_end()))
+        }
+    }
+}
+
 async fn catalog(cfg: &Config) -> Result<Catalog> {
     Catalog::open(&cfg.daemon.catalog_url()).await
 }
@@ -132,7 +147,7 @@ fn cancel_on_ctrl_c() -> CancellationToken {
 
 /// `conservator daemon --config FILE`.
 pub async fn daemon_cmd(g: &ConfigArgs) -> Result<u8> {
-    let cfg = load(g)?;
+    let cfg = load_checked(g).await?;
     let problems = tenant::preflight(&cfg).await;
     if !problems.is_empty() {
         bail!(
@@ -150,7 +165,7 @@ pub async fn daemon_cmd(g: &ConfigArgs) -> Result<u8> {
 pub async fn config_cmd(a: &ConfigCmdArgs) -> Result<u8> {
     match a.cmd {
         ConfigCmd::Check => {
-            let cfg = load(&a.global)?;
+            let cfg = load_checked(&a.global).await?;
             let problems = tenant::preflight(&cfg).await;
             if a.global.json {
                 print_json(&json!({"ok": problems.is_empty(), "tenants": cfg.tenants.len(), "problems": problems}));

@@ -492,24 +492,37 @@ fn bad_configuration_stops_the_daemon_with_every_problem() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     std::fs::create_dir_all(w.join("media")).unwrap();
-    // File-level problems: an unknown field and a missing secret, both reported.
+    // All four at once: an unknown field, a missing secret, an unreachable database and an
+    // unwritable repository, every one listed by one start.
+    let blocker = w.join("not-a-dir");
+    std::fs::write(&blocker, b"a file").unwrap();
+    let dead_port = conservator_e2e::free_port();
     let d = Daemon::new(
         w,
         &format!(
-            "[daemon]\nstate_dir = \"{0}/state\"\nlisten_adress = \"127.0.0.1:1\"\n\
+            "[daemon]\nstate_dir = \"{0}/state\"\nlisten_adress = \"127.0.0.1:1\"\n[repository]\nlocation = \"{1}/repos\"\n\
              [[tenant]]\nid = \"ca-1a2b3c4d\"\nplan = \"pro\"\nmedia = \"{0}/media\"\n\
-             [tenant.database]\nhost = \"127.0.0.1\"\nuser = \"ca_1a2b3c4d\"\npassword_env = \"CA_1A2B3C4D_DB_PASSWORD\"\nschema = \"ca_1a2b3c4d\"\n",
-            w.display()
+             [tenant.database]\nhost = \"127.0.0.1\"\nport = {dead_port}\nuser = \"ca_1a2b3c4d\"\npassword_env = \"CA_1A2B3C4D_DB_PASSWORD\"\nschema = \"ca_1a2b3c4d\"\n",
+            w.display(),
+            blocker.display()
         ),
     );
     let o = d.run(&["daemon"]);
     assert_eq!(o.code, 1, "{o}");
-    for needle in ["unknown field `listen_adress`", "missing secret", "CA_1A2B3C4D_DB_PASSWORD"] {
+    for needle in [
+        "unknown field `listen_adress`",
+        "missing secret",
+        "CA_1A2B3C4D_DB_PASSWORD",
+        &format!("database unreachable at 127.0.0.1:{dead_port}"),
+        "not-a-dir/repos",
+        "4 problem(s)",
+    ] {
         assert!(o.stderr.contains(needle), "{needle:?} not in: {o}");
     }
-    // Start-time problems: an unreachable database and an unwritable repository, both reported.
-    let blocker = w.join("not-a-dir");
-    std::fs::write(&blocker, b"a file").unwrap();
+    let o = d.run(&["config", "check"]);
+    assert_eq!(o.code, 1, "{o}");
+    assert!(o.stderr.contains("4 problem(s)"), "{o}");
+    // A valid file: the start-time problems, with the login checked too.
     let port = conservator_e2e::free_port();
     let mut d = Daemon::new(
         w,
