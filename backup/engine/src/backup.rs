@@ -173,8 +173,10 @@ async fn run(repo: Arc<Repository>, opts: BackupOptions, progress: Arc<Progress>
     let (pack_tx, mut pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(1);
     let pack_size = repo.config.pack_size as usize;
     // Written packs' buffers go back to the packer: no fresh 16 MiB allocation (and its page
-    // faults) per pack, and the allocator's heap does not fragment.
-    let (recycled_tx, recycled_rx) = crossbeam_channel::bounded::<Vec<u8>>(1);
+    // faults) per pack, and the allocator's heap does not fragment. Room for as many as can be
+    // written at once plus one, so that once the pipeline is full no pack buffer is allocated
+    // again (on this VM fresh pages are expensive: sys time varied 2-10 s without it).
+    let (recycled_tx, recycled_rx) = crossbeam_channel::bounded::<Vec<u8>>(3);
     let mut worker_handles = Vec::new();
     // Workers compress and seal; one packer fills one pack at a time, so memory holds one
     // pack being filled, one queued and the uploads in flight, whatever the worker count.
