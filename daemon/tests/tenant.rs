@@ -257,7 +257,11 @@ fn restore_in_place_needs_confirmation_and_keeps_a_safety_backup() {
     let work = tempfile::tempdir().unwrap();
     let db = MariaDb::start();
     let t = Tenant::make(&db, work.path(), "abcdef01", 5);
-    let d = Daemon::new(work.path(), &format!("[daemon]\nstate_dir = \"{}\"\n{}", work.path().join("state").display(), t.toml(&db, "")));
+    // keep_last = 1: were retention applied after the safety backup, it would forget and prune
+    // the very snapshot being restored.
+    let retention = "[tenant.retention]\nkeep_last = 1\nkeep_daily = 0\nkeep_weekly = 0\nkeep_monthly = 0\n";
+    let block = t.toml(&db, "").replacen("[tenant.database]", &format!("{retention}[tenant.database]"), 1);
+    let d = Daemon::new(work.path(), &format!("[daemon]\nstate_dir = \"{}\"\n{block}", work.path().join("state").display()));
     let b1 = d.backup(&t.id);
     let id1 = b1["snapshot_id"].as_str().unwrap().to_string();
     let sums1 = checksums(&db, &t.database);
@@ -562,6 +566,19 @@ fn metric(text: &str, name: &str, tenant: &str) -> Option<f64> {
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// `repo check --read-data` of every tenant's repository (under the daemon's state dir) is clean.
+fn check_repos(w: &Path, tenants: &[Tenant]) {
+    for t in tenants {
+        let check = Command::new(BIN)
+            .args(["repo", "--json", "--no-progress", "check", "--read-data"])
+            .env("CONSERVATOR_REPO", w.join("state/repositories").join(&t.id))
+            .env("CONSERVATOR_KEY_FILE", w.join("state/keys").join(format!("{}.key", t.id)))
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "tenant {} repository check: {}", t.id, String::from_utf8_lossy(&check.stdout));
+    }
+}
+
 fn sigterm(child: &Child) {
     #[allow(unsafe_code)]
     // SAFETY: kill(2) with plain integers.
@@ -658,30 +675,11 @@ fn daemon_runs_three_tenants_on_schedule_and_stops_cleanly() {
         let snaps = d.json(&["tenant", "snapshots", &t.id]);
         let complete = snaps.as_array().unwrap().iter().filter(|s| s["complete"] == true).count();
         assert!((1..=2).contains(&complete), "tenant {}: {complete} snapshots kept with keep_last = 2", t.id);
-        let repo = w.join("state/repositories").join(&t.id);
-        let key = w.join("state/keys").join(format!("{}.key", t.id));
-        let check = Command::new(BIN)
-            .args(["repo", "--json", "--no-progress", "check", "--read-data"])
-            .env("CONSERVATOR_REPO", &repo)
-            .env("CONSERVATOR_KEY_FILE", &key)
-            .output()
-            .unwrap();
-        assert!(check.status.success(), "tenant {} repository check: {}", t.id, String::from_utf8_lossy(&check.stdout));
     }
+    check_repos(w, &tenants);
 
     // The next start resumes: new successful runs for every tenant. This time with no grace
     // (an environment override of the file): SIGTERM cancels the running backups at once.
-    let check_repos = || {
-        for t in &tenants {
-            let check = Command::new(BIN)
-                .args(["repo", "--json", "--no-progress", "check", "--read-data"])
-                .env("CONSERVATOR_REPO", w.join("state/repositories").join(&t.id))
-                .env("CONSERVATOR_KEY_FILE", w.join("state/keys").join(format!("{}.key", t.id)))
-                .output()
-                .unwrap();
-            assert!(check.status.success(), "tenant {} repository check: {}", t.id, String::from_utf8_lossy(&check.stdout));
-        }
-    };
     for round in 0..2 {
         let before = d.json(&["tenant", "runs", "--limit", "1000"]).as_array().unwrap().len();
         let mut child = d
@@ -718,6 +716,6 @@ fn daemon_runs_three_tenants_on_schedule_and_stops_cleanly() {
         if let Some(c) = new.iter().find(|r| r["status"] == "cancelled") {
             assert!(c["error"].as_str().unwrap().contains("cancelled"), "{c}");
         }
-        check_repos();
+        check_repos(w, &tenants);
     }
 }

@@ -84,7 +84,7 @@ pub fn encode(key: &MasterKey, kind: BlobKind, data: &[u8]) -> EncodedBlob {
 /// Open a sealed blob, decompress it and check it hashes to `id`.
 pub fn decode(key: &MasterKey, kind: BlobKind, id: &Id, raw_len: u32, sealed: &[u8]) -> Result<Vec<u8>> {
     let what = format!("blob {}", id.short());
-    let mut plain = key.open_in_place(&kind.aad(), sealed, &what)?;
+    let mut plain = key.open(&kind.aad(), sealed, &what)?;
     let data = match plain.first() {
         Some(&FLAG_RAW) => {
             plain.drain(..1); // a move within the buffer: no second allocation
